@@ -1,0 +1,237 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use temporalio_client::grpc::WorkflowService;
+use temporalio_client::{Connection, ConnectionOptions, Url};
+use trellis_converter::{DataConverter, IntoPayloads};
+use trellis_core_proto::api::common::v1::{Header, Memo, Payload, Payloads, RetryPolicy, WorkflowType};
+use trellis_core_proto::api::enums::v1::{
+    TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+};
+use trellis_core_proto::api::taskqueue::v1::TaskQueue;
+use trellis_core_proto::api::workflowservice::v1::StartWorkflowExecutionRequest;
+use trellis_core_proto::time::to_proto_duration;
+use trellis_interceptor::grpc::GrpcService;
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::handle::WorkflowHandle;
+use crate::stack;
+
+/// A connection to a Temporal namespace. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    connection: Connection,
+    grpc: GrpcService,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.config.connect.address)
+            .field("namespace", &self.config.namespace)
+            .field("identity", &self.config.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to start a workflow: its id and task queue are required, the rest is optional.
+#[derive(Clone, Debug, Default)]
+pub struct WorkflowOptions {
+    /// The workflow id (unique among open workflows of the namespace).
+    pub id: String,
+    /// The task queue its workers poll.
+    pub task_queue: String,
+    /// Limit on the whole execution, across retries and continue-as-new.
+    pub execution_timeout: Option<Duration>,
+    /// Limit on one run.
+    pub run_timeout: Option<Duration>,
+    /// Limit on one workflow task.
+    pub task_timeout: Option<Duration>,
+    /// Whether a closed workflow's id may be reused.
+    pub id_reuse_policy: WorkflowIdReusePolicy,
+    /// What to do when a workflow with the id is already running.
+    pub id_conflict_policy: WorkflowIdConflictPolicy,
+    /// Retries of the whole workflow (none by default).
+    pub retry_policy: Option<RetryPolicy>,
+    /// Memo fields, already encoded.
+    pub memo: HashMap<String, Payload>,
+    /// Headers, already encoded (interceptors usually set these).
+    pub headers: HashMap<String, Payload>,
+}
+
+impl WorkflowOptions {
+    /// Options with a workflow id and task queue.
+    pub fn new(id: impl Into<String>, task_queue: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            task_queue: task_queue.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the execution timeout.
+    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the id reuse policy.
+    pub fn id_reuse_policy(mut self, policy: WorkflowIdReusePolicy) -> Self {
+        self.id_reuse_policy = policy;
+        self
+    }
+}
+
+impl Client {
+    /// Connects: builds the gRPC stack, opens the connection, and checks the server answers.
+    pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        let grpc = stack::build(&config.connect)?;
+        let bad = |cause: String| ClientError::Connect {
+            address: config.connect.address.clone(),
+            cause,
+        };
+        let url = Url::parse(&config.connect.url()).map_err(|e| bad(e.to_string()))?;
+        let options = ConnectionOptions::new(url)
+            .identity(config.identity.clone())
+            .service_override(stack::into_core_override(grpc.clone()))
+            .dns_load_balancing(None)
+            .keep_alive(None)
+            .build();
+        let connection = Connection::connect(options)
+            .await
+            .map_err(|e| bad(error_chain(&e)))?;
+        Ok(Self {
+            connection,
+            grpc,
+            config,
+        })
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.config.namespace
+    }
+
+    /// The identity reported to the server.
+    pub fn identity(&self) -> &str {
+        &self.config.identity
+    }
+
+    /// The data converter.
+    pub fn data_converter(&self) -> &DataConverter {
+        &self.config.data_converter
+    }
+
+    /// The configuration the client was built from.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The gRPC service stack every RPC passes through.
+    pub fn grpc_service(&self) -> &GrpcService {
+        &self.grpc
+    }
+
+    /// The engine connection (routed through [`Client::grpc_service`]); workers pass it to core.
+    pub fn core_connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    pub(crate) fn workflow_service(&self) -> Box<dyn WorkflowService> {
+        self.connection.workflow_service()
+    }
+
+    /// Starts a workflow with one input value.
+    pub async fn start_workflow<I: serde::Serialize + ?Sized>(
+        &self,
+        workflow_type: &str,
+        input: &I,
+        options: WorkflowOptions,
+    ) -> Result<WorkflowHandle, ClientError> {
+        let input = vec![self.data_converter().to_payload(input)?];
+        self.start_workflow_raw(workflow_type, input, options).await
+    }
+
+    /// Starts a workflow with a list of arguments (a tuple, or `()` for none).
+    pub async fn start_workflow_with_args(
+        &self,
+        workflow_type: &str,
+        args: impl IntoPayloads,
+        options: WorkflowOptions,
+    ) -> Result<WorkflowHandle, ClientError> {
+        let input = self.data_converter().to_payloads(args)?;
+        self.start_workflow_raw(workflow_type, input, options).await
+    }
+
+    async fn start_workflow_raw(
+        &self,
+        workflow_type: &str,
+        input: Vec<Payload>,
+        options: WorkflowOptions,
+    ) -> Result<WorkflowHandle, ClientError> {
+        let request = StartWorkflowExecutionRequest {
+            namespace: self.config.namespace.clone(),
+            workflow_id: options.id.clone(),
+            workflow_type: Some(WorkflowType {
+                name: workflow_type.to_owned(),
+            }),
+            task_queue: Some(TaskQueue {
+                name: options.task_queue.clone(),
+                kind: TaskQueueKind::Normal as i32,
+                normal_name: String::new(),
+            }),
+            input: Some(Payloads { payloads: input }),
+            workflow_execution_timeout: options.execution_timeout.map(to_proto_duration),
+            workflow_run_timeout: options.run_timeout.map(to_proto_duration),
+            workflow_task_timeout: options.task_timeout.map(to_proto_duration),
+            identity: self.config.identity.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            workflow_id_reuse_policy: options.id_reuse_policy as i32,
+            workflow_id_conflict_policy: options.id_conflict_policy as i32,
+            retry_policy: options.retry_policy.clone(),
+            memo: (!options.memo.is_empty()).then(|| Memo {
+                fields: options.memo.clone(),
+            }),
+            header: (!options.headers.is_empty()).then(|| Header {
+                fields: options.headers.clone(),
+            }),
+            ..Default::default()
+        };
+        let response = self
+            .workflow_service()
+            .start_workflow_execution(tonic::Request::new(request))
+            .await
+            .map_err(ClientError::rpc("start_workflow"))?
+            .into_inner();
+        Ok(WorkflowHandle::new(
+            self.clone(),
+            options.id,
+            Some(response.run_id),
+        ))
+    }
+
+    /// A handle to an existing workflow: the latest run when `run_id` is `None`.
+    pub fn workflow_handle(
+        &self,
+        workflow_id: impl Into<String>,
+        run_id: Option<String>,
+    ) -> WorkflowHandle {
+        WorkflowHandle::new(self.clone(), workflow_id.into(), run_id)
+    }
+}
+
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        let s_msg = s.to_string();
+        if !msg.contains(&s_msg) {
+            msg.push_str(": ");
+            msg.push_str(&s_msg);
+        }
+        src = s.source();
+    }
+    msg
+}

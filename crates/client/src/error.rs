@@ -1,0 +1,117 @@
+use trellis_converter::{ApplicationFailure, ConversionError, FailureConverter};
+use trellis_core_proto::Failure;
+use trellis_core_proto::api::enums::v1::WorkflowExecutionStatus;
+
+/// Anything a client call can fail with. Each variant names the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection could not be set up.
+    #[error("cannot connect to Temporal at {address}: {cause}")]
+    Connect {
+        /// The configured address.
+        address: String,
+        /// What went wrong.
+        cause: String,
+    },
+    /// The server (or a layer of the gRPC stack) refused an RPC.
+    #[error("{operation} failed: {} ({:?})", status.message(), status.code())]
+    Rpc {
+        /// The client operation (e.g. `start_workflow`).
+        operation: &'static str,
+        /// The gRPC status.
+        status: tonic::Status,
+    },
+    /// A value could not be converted.
+    #[error(transparent)]
+    Conversion(#[from] ConversionError),
+    /// The workflow did not complete successfully.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowFailure),
+    /// The workflow rejected or failed a query.
+    #[error("query {query:?} failed: {message}")]
+    Query {
+        /// The query name.
+        query: String,
+        /// The failure message from the workflow or server.
+        message: String,
+    },
+}
+
+impl ClientError {
+    pub(crate) fn rpc(operation: &'static str) -> impl FnOnce(tonic::Status) -> Self {
+        move |status| Self::Rpc { operation, status }
+    }
+
+    /// The gRPC status, if this is an RPC error.
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            Self::Rpc { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// A workflow that closed without a result: failed, cancelled, terminated or timed out.
+#[derive(Debug, Clone)]
+pub struct WorkflowFailure {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run that closed.
+    pub run_id: String,
+    /// How it closed.
+    pub status: WorkflowExecutionStatus,
+    /// The failure recorded in the close event, if any (failed workflows always have one).
+    pub failure: Option<Failure>,
+    /// The reason given on termination.
+    pub reason: Option<String>,
+}
+
+impl WorkflowFailure {
+    /// The application failure the workflow raised (or the first one in the cause chain).
+    pub fn application_failure(&self) -> Option<ApplicationFailure> {
+        self.failure
+            .as_ref()
+            .and_then(|f| FailureConverter::default().failure_to_application(f))
+    }
+
+    /// The failure message chain, outermost first, joined with `: `.
+    pub fn message(&self) -> String {
+        let mut parts = Vec::new();
+        let mut cur = self.failure.as_ref();
+        while let Some(f) = cur {
+            parts.push(f.message.clone());
+            cur = f.cause.as_deref();
+        }
+        parts.join(": ")
+    }
+}
+
+impl std::fmt::Display for WorkflowFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.status {
+            WorkflowExecutionStatus::Failed => "failed",
+            WorkflowExecutionStatus::Canceled => "was cancelled",
+            WorkflowExecutionStatus::Terminated => "was terminated",
+            WorkflowExecutionStatus::TimedOut => "timed out",
+            _ => "closed without a result",
+        };
+        write!(f, "workflow {} (run {}) {how}", self.workflow_id, self.run_id)?;
+        if let Some(reason) = &self.reason
+            && !reason.is_empty()
+        {
+            write!(f, ": {reason}")?;
+        }
+        let msg = self.message();
+        if !msg.is_empty() {
+            write!(f, ": {msg}")?;
+        }
+        if let Some(app) = self.application_failure()
+            && !app.error_type.is_empty()
+        {
+            write!(f, " (type {})", app.error_type)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for WorkflowFailure {}

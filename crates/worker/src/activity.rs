@@ -1,0 +1,271 @@
+//! The activity runner: polls activity tasks, runs each attempt on its own task, reports the
+//! result, heartbeats and cancellation.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
+
+use futures::FutureExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use temporalio_sdk_core::{PollError, Worker as CoreWorker};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use trellis_converter::{ApplicationFailure, DataConverter, PayloadConverterExt};
+use trellis_core_proto::Payload;
+use trellis_core_proto::coresdk::activity_result::ActivityExecutionResult;
+use trellis_core_proto::coresdk::activity_task::{ActivityTask, Start, activity_task};
+use trellis_core_proto::coresdk::{ActivityHeartbeat, ActivityTaskCompletion};
+use trellis_core_proto::time::{from_proto_duration, from_proto_timestamp};
+
+use crate::error::{ActivityError, WorkerError, panic_message};
+use crate::registry::ActivityRegistry;
+
+/// Facts about the running activity attempt.
+#[derive(Debug, Clone)]
+pub struct ActivityInfo {
+    /// The activity id (unique within its workflow run).
+    pub activity_id: String,
+    /// The activity type name.
+    pub activity_type: String,
+    /// The attempt number (1 for the first).
+    pub attempt: u32,
+    /// The namespace of the workflow that scheduled it.
+    pub workflow_namespace: String,
+    /// The type of the workflow that scheduled it.
+    pub workflow_type: String,
+    /// The id of the workflow that scheduled it.
+    pub workflow_id: String,
+    /// The run of the workflow that scheduled it.
+    pub workflow_run_id: String,
+    /// The task queue.
+    pub task_queue: String,
+    /// When this attempt was scheduled.
+    pub scheduled_time: Option<SystemTime>,
+    /// The heartbeat timeout, if any.
+    pub heartbeat_timeout: Option<std::time::Duration>,
+    /// The start-to-close timeout, if any.
+    pub start_to_close_timeout: Option<std::time::Duration>,
+    /// Headers sent with the activity, still encoded.
+    pub headers: HashMap<String, Payload>,
+}
+
+/// What an activity attempt uses to talk to Temporal: its info, heartbeats and cancellation.
+/// Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct ActivityContext {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    info: ActivityInfo,
+    task_token: Vec<u8>,
+    heartbeat_details: Vec<Payload>,
+    cancel: CancellationToken,
+    converter: DataConverter,
+    core: Weak<CoreWorker>,
+}
+
+impl std::fmt::Debug for ActivityContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityContext")
+            .field("info", &self.inner.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityContext {
+    /// Facts about this attempt.
+    pub fn info(&self) -> &ActivityInfo {
+        &self.inner.info
+    }
+
+    /// The data converter.
+    pub fn data_converter(&self) -> &DataConverter {
+        &self.inner.converter
+    }
+
+    /// Records a heartbeat with progress details. Heartbeats tell the server the attempt is
+    /// alive (see the heartbeat timeout) and carry cancellation back; core batches and throttles
+    /// them, so calling often is cheap.
+    pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) {
+        let details = match self.inner.converter.payloads().to_payload(details) {
+            Ok(p) => vec![p],
+            Err(e) => {
+                tracing::warn!(activity = %self.inner.info.activity_type, "heartbeat details not sent: {e}");
+                Vec::new()
+            }
+        };
+        if let Some(core) = self.inner.core.upgrade() {
+            core.record_activity_heartbeat(ActivityHeartbeat {
+                task_token: self.inner.task_token.clone(),
+                details,
+            });
+        }
+    }
+
+    /// The details of the last heartbeat of an earlier attempt, to resume from.
+    pub fn last_heartbeat_details<T: DeserializeOwned + 'static>(&self) -> Option<T> {
+        let p = self.inner.heartbeat_details.first()?;
+        self.inner.converter.payloads().from_payload(p).ok()
+    }
+
+    /// Whether cancellation was requested (by the workflow, a timeout, or worker shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Completes when cancellation is requested. Cancellation reaches an activity only through
+    /// heartbeats: heartbeat while waiting for it.
+    pub async fn cancelled(&self) {
+        self.inner.cancel.cancelled().await
+    }
+}
+
+type Cancels = Arc<Mutex<HashMap<Vec<u8>, CancellationToken>>>;
+
+/// The activity poll loop. Returns when core reports shutdown (after every attempt it started
+/// has been reported).
+pub(crate) async fn run_activities(
+    core: Arc<CoreWorker>,
+    registry: Arc<ActivityRegistry>,
+    converter: DataConverter,
+    task_queue: String,
+) -> Result<(), WorkerError> {
+    let cancels: Cancels = Arc::default();
+    let mut running = JoinSet::new();
+    let result = loop {
+        while running.try_join_next().is_some() {}
+        let task: ActivityTask = match core.poll_activity_task().await {
+            Ok(t) => t,
+            Err(PollError::ShutDown) => break Ok(()),
+            Err(e) => {
+                break Err(WorkerError::Poll {
+                    what: "activity tasks",
+                    cause: e.to_string(),
+                });
+            }
+        };
+        match task.variant {
+            Some(activity_task::Variant::Start(start)) => {
+                let token = CancellationToken::new();
+                cancels
+                    .lock()
+                    .expect("cancel map poisoned")
+                    .insert(task.task_token.clone(), token.clone());
+                running.spawn(run_one(
+                    core.clone(),
+                    registry.clone(),
+                    converter.clone(),
+                    task_queue.clone(),
+                    cancels.clone(),
+                    task.task_token,
+                    start,
+                    token,
+                ));
+            }
+            Some(activity_task::Variant::Cancel(cancel)) => {
+                tracing::debug!(reason = ?cancel.reason(), "activity cancellation requested");
+                if let Some(token) = cancels
+                    .lock()
+                    .expect("cancel map poisoned")
+                    .get(&task.task_token)
+                {
+                    token.cancel();
+                }
+            }
+            None => {}
+        }
+    };
+    // Graceful shutdown: attempts in flight finish and are reported.
+    while running.join_next().await.is_some() {}
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    core: Arc<CoreWorker>,
+    registry: Arc<ActivityRegistry>,
+    converter: DataConverter,
+    task_queue: String,
+    cancels: Cancels,
+    task_token: Vec<u8>,
+    start: Start,
+    cancel: CancellationToken,
+) {
+    let execution = start.workflow_execution.clone().unwrap_or_default();
+    let info = ActivityInfo {
+        activity_id: start.activity_id.clone(),
+        activity_type: start.activity_type.clone(),
+        attempt: start.attempt,
+        workflow_namespace: start.workflow_namespace.clone(),
+        workflow_type: start.workflow_type.clone(),
+        workflow_id: execution.workflow_id,
+        workflow_run_id: execution.run_id,
+        task_queue,
+        scheduled_time: start.scheduled_time.as_ref().map(from_proto_timestamp),
+        heartbeat_timeout: start.heartbeat_timeout.as_ref().map(from_proto_duration),
+        start_to_close_timeout: start.start_to_close_timeout.as_ref().map(from_proto_duration),
+        headers: start.header_fields,
+    };
+    let failures = converter.failures().clone();
+    let result = match registry.get(&info.activity_type) {
+        None => ActivityExecutionResult::fail(failures.application_to_failure(
+            &ApplicationFailure::new(
+                "NotFoundError",
+                format!(
+                    "activity type {:?} is not registered on this worker (task queue {:?}); \
+                     registered types: [{}]",
+                    info.activity_type,
+                    info.task_queue,
+                    registry.names().join(", ")
+                ),
+            ),
+        )),
+        Some(f) => {
+            let activity_type = info.activity_type.clone();
+            let ctx = ActivityContext {
+                inner: Arc::new(ContextInner {
+                    info,
+                    task_token: task_token.clone(),
+                    heartbeat_details: start.heartbeat_details,
+                    cancel: cancel.clone(),
+                    converter,
+                    core: Arc::downgrade(&core),
+                }),
+            };
+            let fut = f(ctx, start.input);
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
+                Ok(Err(ActivityError::Cancelled)) => ActivityExecutionResult::cancel_from_details(None),
+                Ok(Err(ActivityError::Failed(e))) => {
+                    ActivityExecutionResult::fail(failures.error_to_failure(&*e))
+                }
+                Err(panic) => {
+                    let msg = format!(
+                        "activity {activity_type} panicked: {}",
+                        panic_message(&*panic)
+                    );
+                    tracing::warn!("{msg}");
+                    ActivityExecutionResult::fail(
+                        failures.application_to_failure(&ApplicationFailure::new("Panic", msg)),
+                    )
+                }
+            }
+        }
+    };
+    cancels
+        .lock()
+        .expect("cancel map poisoned")
+        .remove(&task_token);
+    if let Err(e) = core
+        .complete_activity_task(ActivityTaskCompletion {
+            task_token,
+            result: Some(result),
+        })
+        .await
+    {
+        tracing::warn!("completing an activity task failed: {e}");
+    }
+}

@@ -1,0 +1,239 @@
+use trellis_converter::{ApplicationFailure, FailureConverter};
+use trellis_core_proto::Failure;
+use trellis_core_proto::api::failure::v1::failure::FailureInfo;
+use trellis_interceptor::BoxError;
+
+/// Why a worker could not be built or stopped running.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The configuration is unusable (no task queue, nothing registered, …).
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    /// Two registrations share a name.
+    #[error("duplicate {kind} name {name:?}: registered by {first} and by {second}")]
+    Duplicate {
+        /// `workflow` or `activity`.
+        kind: &'static str,
+        /// The shared name.
+        name: String,
+        /// Where the first registration came from.
+        first: String,
+        /// Where the second registration came from.
+        second: String,
+    },
+    /// Temporal's core engine refused to create or validate the worker.
+    #[error("cannot start the worker on task queue {task_queue:?}: {cause}")]
+    Init {
+        /// The task queue.
+        task_queue: String,
+        /// The engine's message.
+        cause: String,
+    },
+    /// Polling failed in a way that cannot be retried (e.g. the namespace is gone).
+    #[error("the worker stopped polling {what}: {cause}")]
+    Poll {
+        /// Workflow activations or activity tasks.
+        what: &'static str,
+        /// The engine's message.
+        cause: String,
+    },
+}
+
+/// The error side of an activity: return it (or any error, with `?`) to fail the attempt.
+///
+/// Any `std::error::Error` converts into it. An [`ApplicationFailure`] keeps its type,
+/// retryability and details; other errors become retryable failures carrying their message.
+#[derive(Debug)]
+pub enum ActivityError {
+    /// The attempt failed.
+    Failed(BoxError),
+    /// The activity acknowledges a cancellation request and stops.
+    Cancelled,
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActivityError {
+    fn from(e: E) -> Self {
+        Self::Failed(Box::new(e))
+    }
+}
+
+impl ActivityError {
+    /// A failure from any boxed error.
+    pub fn failed(e: impl Into<BoxError>) -> Self {
+        Self::Failed(e.into())
+    }
+
+    /// A retryable application failure with a type and message.
+    pub fn application(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::from(ApplicationFailure::new(error_type, message))
+    }
+}
+
+impl std::fmt::Display for ActivityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(e) => write!(f, "{e}"),
+            Self::Cancelled => f.write_str("activity cancelled"),
+        }
+    }
+}
+
+/// The error side of a workflow.
+///
+/// What happens depends on what it holds, as in the other Temporal SDKs:
+/// - an [`ApplicationFailure`] or an [`ActivityFailed`] **fails the workflow** (it closes with
+///   that failure);
+/// - [`WorkflowError::cancelled`] closes the workflow as cancelled;
+/// - any other error **fails the workflow task**: the server retries the task, so a fixed
+///   deployment can carry the workflow on (a bug is not a business failure).
+///
+/// Any `std::error::Error` converts into it, so `?` works in workflow code.
+#[derive(Debug)]
+pub struct WorkflowError(pub(crate) BoxError);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkflowError {
+    fn from(e: E) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+impl std::fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The marker a cancelled workflow returns.
+#[derive(Debug, thiserror::Error)]
+#[error("workflow cancelled")]
+pub(crate) struct Cancelled;
+
+impl WorkflowError {
+    /// Closes the workflow as cancelled (after a cancellation request).
+    pub fn cancelled() -> Self {
+        Self(Box::new(Cancelled))
+    }
+
+    /// A retryable application failure that fails the workflow.
+    pub fn application(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::from(ApplicationFailure::new(error_type, message))
+    }
+
+    /// Fails the workflow task (retried by the server) with this error.
+    pub fn task(e: impl Into<BoxError>) -> Self {
+        Self(e.into())
+    }
+
+    /// The inner error.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+/// What a workflow error means for the run.
+pub(crate) enum Outcome {
+    FailWorkflow(Failure),
+    Cancel,
+    FailTask(Failure),
+}
+
+pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outcome {
+    let e: &(dyn std::error::Error + 'static) = &*err.0;
+    if e.is::<Cancelled>() {
+        return Outcome::Cancel;
+    }
+    if let Some(a) = e.downcast_ref::<ActivityFailed>() {
+        return match &a.kind {
+            ActivityFailedKind::InvalidOptions(_) | ActivityFailedKind::Decode(_) => Outcome::FailTask(
+                failures.application_to_failure(&ApplicationFailure::new("ActivityError", a.to_string())),
+            ),
+            _ => Outcome::FailWorkflow(a.failure.clone()),
+        };
+    }
+    if let Some(app) = e.downcast_ref::<ApplicationFailure>() {
+        return Outcome::FailWorkflow(failures.application_to_failure(app));
+    }
+    Outcome::FailTask(failures.error_to_failure(e))
+}
+
+/// Why an activity called from a workflow did not produce a result.
+#[derive(Debug, Clone)]
+pub enum ActivityFailedKind {
+    /// The activity failed (after its retries).
+    Failed,
+    /// The activity was cancelled.
+    Cancelled,
+    /// The activity could not even be scheduled (e.g. no timeout given). Fails the workflow
+    /// task, not the workflow.
+    InvalidOptions(String),
+    /// The activity completed but its result does not decode into the requested type. Fails
+    /// the workflow task, not the workflow.
+    Decode(String),
+}
+
+/// An activity called from a workflow failed. Returned with `?` from a workflow, it fails the
+/// workflow with the activity's failure (and its cause chain).
+#[derive(Debug, Clone)]
+pub struct ActivityFailed {
+    /// The activity type.
+    pub activity_type: String,
+    /// The activity id.
+    pub activity_id: String,
+    /// How it ended.
+    pub kind: ActivityFailedKind,
+    /// The failure as the server recorded it; its cause is the activity's own error.
+    pub failure: Failure,
+}
+
+impl ActivityFailed {
+    /// The application failure the activity raised, if any.
+    pub fn application_failure(&self) -> Option<ApplicationFailure> {
+        FailureConverter::default().failure_to_application(&self.failure)
+    }
+
+    /// The innermost failure message (the activity's own error).
+    pub fn cause_message(&self) -> String {
+        let mut f = &self.failure;
+        while let Some(c) = f.cause.as_deref() {
+            f = c;
+        }
+        f.message.clone()
+    }
+}
+
+impl std::fmt::Display for ActivityFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match &self.kind {
+            ActivityFailedKind::Failed => "failed",
+            ActivityFailedKind::Cancelled => "was cancelled",
+            ActivityFailedKind::InvalidOptions(msg) => {
+                return write!(f, "activity {} cannot be scheduled: {msg}", self.activity_type);
+            }
+            ActivityFailedKind::Decode(msg) => {
+                return write!(f, "activity {} (id {}) result: {msg}", self.activity_type, self.activity_id);
+            }
+        };
+        write!(f, "activity {} (id {}) {how}", self.activity_type, self.activity_id)?;
+        let mut cur = Some(&self.failure);
+        while let Some(x) = cur {
+            let timeout = matches!(x.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)));
+            if !x.message.is_empty() && (timeout || x.cause.is_none()) {
+                write!(f, ": {}", x.message)?;
+            }
+            cur = x.cause.as_deref();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ActivityFailed {}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,58 @@
+//! The Trellis worker: runs Rust workflows and activities on Temporal's core engine
+//! (`temporalio-sdk-core`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use trellis_client::{Client, ClientConfig};
+//! use trellis_worker::{ActivityContext, ActivityError, Worker, WorkerConfig, WorkflowContext, WorkflowError};
+//!
+//! async fn compose_greeting(_ctx: ActivityContext, (greeting, name): (String, String)) -> Result<String, ActivityError> {
+//!     Ok(format!("{greeting}, {name}!"))
+//! }
+//!
+//! async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+//!     Ok(ctx.activity("compose_greeting").args(("Hello", name))
+//!         .start_to_close_timeout(Duration::from_secs(10)).run().await?)
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:7233")).await?;
+//! let worker = Worker::new(&client, WorkerConfig::new("greetings")
+//!     .workflow("Greet", greet)
+//!     .activity("compose_greeting", compose_greeting)).await?;
+//! worker.run_until(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Structure
+//!
+//! - [`WorkerConfig`], [`Worker`], [`ShutdownHandle`]: what to serve, running and stopping.
+//! - [`WorkflowContext`]: the deterministic API for workflow code (timers, activities, signals,
+//!   queries, time, randomness).
+//! - [`ActivityContext`]: info, heartbeats and cancellation for activity code.
+//!
+//! # How workflow code runs
+//!
+//! Workflows are futures driven only by core's activations, on one thread per worker with no
+//! async runtime: every job of an activation is applied first, then the run's future is polled
+//! until it waits on something only a later activation can bring; the commands it issued go back
+//! to core in the order the code issued them. A panic in workflow code fails the workflow task
+//! (the server retries it), never the worker; a panic in an activity fails that attempt.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+mod activity;
+mod error;
+mod registry;
+mod worker;
+mod workflow;
+
+pub use activity::{ActivityContext, ActivityInfo};
+pub use error::{ActivityError, ActivityFailed, ActivityFailedKind, WorkerError, WorkflowError};
+pub use registry::{ActivityDefinition, WorkflowDefinition};
+pub use trellis_converter::{ApplicationFailure, RawValue};
+pub use worker::{ShutdownHandle, Worker, WorkerConfig};
+pub use workflow::context::{
+    ActivityCall, ActivityFuture, CancelRequested, SignalChannel, Timer, WorkflowContext,
+    WorkflowInfo,
+};

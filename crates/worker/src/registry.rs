@@ -1,0 +1,205 @@
+//! Registered workflows and activities, by name.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trellis_converter::{DataConverter, PayloadConverterExt};
+use trellis_core_proto::Payload;
+
+use crate::activity::ActivityContext;
+use crate::error::{ActivityError, WorkflowError, WorkerError};
+use crate::workflow::context::WorkflowContext;
+use crate::workflow::run::WorkflowFuture;
+
+/// Builds a run's future from its context and input payloads.
+pub(crate) type WorkflowFactory =
+    Arc<dyn Fn(WorkflowContext, Vec<Payload>) -> WorkflowFuture + Send + Sync>;
+
+/// Runs one activity attempt from its context and input payloads.
+pub(crate) type ActivityFn = Arc<
+    dyn Fn(ActivityContext, Vec<Payload>) -> BoxFuture<'static, Result<Payload, ActivityError>>
+        + Send
+        + Sync,
+>;
+
+/// A workflow definition: a name and the function that runs it.
+#[derive(Clone)]
+pub struct WorkflowDefinition {
+    pub(crate) name: String,
+    pub(crate) factory: WorkflowFactory,
+}
+
+impl std::fmt::Debug for WorkflowDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowDefinition")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkflowDefinition {
+    /// A workflow named `name` run by `f(ctx, input)`. The input is decoded from the start
+    /// arguments (see [`trellis_converter::decode_args`]); the output is encoded as the result.
+    pub fn new<I, O, F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + 'static,
+    {
+        let f = Arc::new(f);
+        let factory: WorkflowFactory = Arc::new(move |ctx: WorkflowContext, args: Vec<Payload>| {
+            let f = f.clone();
+            Box::pin(async move {
+                let converter: DataConverter = ctx.data_converter().clone();
+                let input: I = converter.from_payloads(&args).map_err(WorkflowError::task)?;
+                let output = f(ctx, input).await?;
+                converter.payloads().to_payload(&output).map_err(WorkflowError::task)
+            }) as WorkflowFuture
+        });
+        Self {
+            name: name.into(),
+            factory,
+        }
+    }
+
+    /// The workflow type name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// An activity definition: a name and the function that runs one attempt.
+#[derive(Clone)]
+pub struct ActivityDefinition {
+    pub(crate) name: String,
+    pub(crate) run: ActivityFn,
+}
+
+impl std::fmt::Debug for ActivityDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityDefinition")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityDefinition {
+    /// An activity named `name` run by `f(ctx, input)`. Several arguments decode into a tuple.
+    pub fn new<I, O, F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + 'static,
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let run: ActivityFn = Arc::new(move |ctx: ActivityContext, args: Vec<Payload>| {
+            let converter = ctx.data_converter().clone();
+            let input: Result<I, _> = converter.from_payloads(&args);
+            match input {
+                Ok(input) => {
+                    let fut = f(ctx, input);
+                    async move {
+                        let output = fut.await?;
+                        Ok(converter.payloads().to_payload(&output)?)
+                    }
+                    .boxed()
+                }
+                Err(e) => futures::future::ready(Err(ActivityError::from(e))).boxed(),
+            }
+        });
+        Self {
+            name: name.into(),
+            run,
+        }
+    }
+
+    /// The activity type name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Workflows by type name.
+pub(crate) struct WorkflowRegistry {
+    map: HashMap<String, WorkflowFactory>,
+}
+
+impl WorkflowRegistry {
+    pub(crate) fn get(&self, name: &str) -> Option<&WorkflowFactory> {
+        self.map.get(name)
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.map.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Activities by type name.
+pub(crate) struct ActivityRegistry {
+    map: HashMap<String, ActivityFn>,
+}
+
+impl ActivityRegistry {
+    pub(crate) fn get(&self, name: &str) -> Option<&ActivityFn> {
+        self.map.get(name)
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.map.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Builds the registries, refusing duplicate names. `source` says where each definition came
+/// from, for the error message.
+pub(crate) fn build_registries(
+    workflows: &[(String, WorkflowDefinition)],
+    activities: &[(String, ActivityDefinition)],
+) -> Result<(WorkflowRegistry, ActivityRegistry), WorkerError> {
+    let mut wf: HashMap<String, (WorkflowFactory, &str)> = HashMap::new();
+    for (source, def) in workflows {
+        if let Some((_, first)) = wf.get(&def.name) {
+            return Err(WorkerError::Duplicate {
+                kind: "workflow",
+                name: def.name.clone(),
+                first: first.to_string(),
+                second: source.clone(),
+            });
+        }
+        wf.insert(def.name.clone(), (def.factory.clone(), source));
+    }
+    let mut act: HashMap<String, (ActivityFn, &str)> = HashMap::new();
+    for (source, def) in activities {
+        if let Some((_, first)) = act.get(&def.name) {
+            return Err(WorkerError::Duplicate {
+                kind: "activity",
+                name: def.name.clone(),
+                first: first.to_string(),
+                second: source.clone(),
+            });
+        }
+        act.insert(def.name.clone(), (def.run.clone(), source));
+    }
+    Ok((
+        WorkflowRegistry {
+            map: wf.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+        },
+        ActivityRegistry {
+            map: act.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+        },
+    ))
+}

@@ -1,0 +1,6 @@
+//! The deterministic workflow runtime: workflow code runs as Rust futures on a dedicated thread,
+//! driven only by core's activations.
+
+pub(crate) mod context;
+pub(crate) mod run;
+pub(crate) mod thread;

@@ -1,0 +1,142 @@
+//! The thread that owns every cached workflow run of a worker.
+//!
+//! Workflow futures are `!Send` and must only advance when an activation says so, so they live on
+//! one OS thread with no async runtime: the poll loop hands it an activation, it applies the jobs,
+//! polls the run's future until it is blocked, and hands back the completion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+use trellis_converter::{ApplicationFailure, DataConverter};
+use trellis_core_proto::coresdk::workflow_activation::{
+    InitializeWorkflow, WorkflowActivation, workflow_activation_job,
+};
+use trellis_core_proto::coresdk::workflow_completion::WorkflowActivationCompletion;
+use trellis_core_proto::time::from_proto_timestamp;
+
+use super::context::{WorkflowContext, WorkflowInfo};
+use super::run::WorkflowRun;
+use crate::registry::WorkflowRegistry;
+
+type Reply = oneshot::Sender<WorkflowActivationCompletion>;
+
+/// A handle to the workflow thread; dropping every handle stops the thread.
+#[derive(Clone)]
+pub(crate) struct WorkflowThread {
+    tx: mpsc::Sender<(WorkflowActivation, Reply)>,
+}
+
+pub(crate) struct ThreadSetup {
+    pub(crate) registry: Arc<WorkflowRegistry>,
+    pub(crate) converter: DataConverter,
+    pub(crate) namespace: String,
+    pub(crate) task_queue: String,
+}
+
+impl WorkflowThread {
+    pub(crate) fn spawn(setup: ThreadSetup) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<(WorkflowActivation, Reply)>();
+        std::thread::Builder::new()
+            .name(format!("trellis-workflows-{}", setup.task_queue))
+            .spawn(move || {
+                let mut runs: HashMap<String, WorkflowRun> = HashMap::new();
+                while let Ok((act, reply)) = rx.recv() {
+                    let completion = handle(&setup, &mut runs, act);
+                    let _ = reply.send(completion);
+                }
+            })?;
+        Ok(Self { tx })
+    }
+
+    /// Runs one activation on the thread and waits for its completion.
+    pub(crate) async fn activate(
+        &self,
+        act: WorkflowActivation,
+    ) -> Option<WorkflowActivationCompletion> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((act, reply)).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn handle(
+    setup: &ThreadSetup,
+    runs: &mut HashMap<String, WorkflowRun>,
+    mut act: WorkflowActivation,
+) -> WorkflowActivationCompletion {
+    use workflow_activation_job::Variant as J;
+    let run_id = act.run_id.clone();
+    // An eviction is always alone: drop the run (and its future) and acknowledge.
+    if act
+        .jobs
+        .iter()
+        .any(|j| matches!(j.variant, Some(J::RemoveFromCache(_))))
+    {
+        runs.remove(&run_id);
+        return WorkflowActivationCompletion::empty(run_id);
+    }
+    let init = act.jobs.iter_mut().find_map(|j| match &mut j.variant {
+        Some(J::InitializeWorkflow(init)) => Some(std::mem::take(init)),
+        _ => None,
+    });
+    if let Some(init) = init {
+        match start_run(setup, &run_id, init, &act) {
+            Ok(run) => {
+                runs.insert(run_id.clone(), run);
+            }
+            Err(failure) => return WorkflowActivationCompletion::fail(run_id, failure, None),
+        }
+    }
+    match runs.get_mut(&run_id) {
+        Some(run) => run.activate(act),
+        None => WorkflowActivationCompletion::fail(
+            run_id,
+            setup.converter.failures().application_to_failure(&ApplicationFailure::new(
+                "RunNotCached",
+                "the workflow run is not in this worker's cache; it will be rebuilt from history",
+            )),
+            None,
+        ),
+    }
+}
+
+fn start_run(
+    setup: &ThreadSetup,
+    run_id: &str,
+    init: InitializeWorkflow,
+    act: &WorkflowActivation,
+) -> Result<WorkflowRun, trellis_core_proto::Failure> {
+    let Some(factory) = setup.registry.get(&init.workflow_type) else {
+        let msg = format!(
+            "workflow type {:?} is not registered on this worker (task queue {:?}); \
+             registered types: [{}]",
+            init.workflow_type,
+            setup.task_queue,
+            setup.registry.names().join(", ")
+        );
+        tracing::warn!(run_id, "{msg}");
+        return Err(setup
+            .converter
+            .failures()
+            .application_to_failure(&ApplicationFailure::new("NotFoundError", msg)));
+    };
+    let info = WorkflowInfo {
+        namespace: setup.namespace.clone(),
+        task_queue: setup.task_queue.clone(),
+        workflow_type: init.workflow_type.clone(),
+        workflow_id: init.workflow_id.clone(),
+        run_id: run_id.to_owned(),
+        attempt: init.attempt,
+        start_time: init
+            .start_time
+            .as_ref()
+            .map(from_proto_timestamp)
+            .or_else(|| act.timestamp.as_ref().map(from_proto_timestamp)),
+        headers: init.headers.clone(),
+    };
+    let ctx = WorkflowContext::new(info, setup.converter.clone(), init.randomness_seed);
+    let main = factory(ctx.clone(), init.arguments);
+    Ok(WorkflowRun::new(ctx, main))
+}

@@ -1,0 +1,489 @@
+//! A Trellis workflow calling a Trellis activity on a real Temporal dev server, and the ways it
+//! can go wrong: panics, unknown types, failures, cancellation, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use trellis_client::{Client, ClientError, WorkflowExecutionStatus, WorkflowOptions};
+use trellis_core_proto::api::enums::v1::EventType;
+use trellis_core_proto::api::history::v1::history_event::Attributes;
+use trellis_testing::{client, unique};
+use trellis_worker::{
+    ActivityContext, ActivityError, ApplicationFailure, ShutdownHandle, Worker, WorkerConfig,
+    WorkflowContext, WorkflowError,
+};
+
+async fn compose_greeting(
+    _ctx: ActivityContext,
+    (greeting, name): (String, String),
+) -> Result<String, ActivityError> {
+    Ok(format!("{greeting}, {name}!"))
+}
+
+async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let greeting: String = ctx
+        .activity("compose_greeting")
+        .args(("Hello", &name))
+        .start_to_close_timeout(Duration::from_secs(10))
+        .run()
+        .await?;
+    ctx.timer(Duration::from_millis(50)).await;
+    Ok(greeting)
+}
+
+/// Starts a worker in the background; returns its shutdown handle and join handle.
+async fn spawn_worker(
+    client: &Client,
+    config: WorkerConfig,
+) -> (ShutdownHandle, tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>) {
+    let worker = Worker::new(client, config).await.expect("worker starts");
+    let handle = worker.shutdown_handle();
+    (handle, tokio::spawn(worker.run()))
+}
+
+async fn stop(
+    (handle, join): (ShutdownHandle, tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>),
+) {
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), join)
+        .await
+        .expect("worker stops within 30 s")
+        .expect("worker task did not panic")
+        .expect("worker ran without error");
+}
+
+fn event_types(history: &trellis_core_proto::History) -> Vec<EventType> {
+    history.events.iter().map(|e| e.event_type()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_calls_activity_and_timer() {
+    let client = client().await;
+    let tq = unique("greet");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Greet", greet)
+            .activity("compose_greeting", compose_greeting),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Greet", "world", WorkflowOptions::new(unique("greet-wf"), &tq))
+        .await
+        .unwrap();
+    let result: String = handle.result().await.unwrap();
+    assert_eq!(result, "Hello, world!");
+
+    let history = handle.fetch_history().await.unwrap();
+    let types = event_types(&history);
+    assert!(types.contains(&EventType::ActivityTaskCompleted), "{types:?}");
+    assert!(types.contains(&EventType::TimerFired), "{types:?}");
+    assert_eq!(types.last(), Some(&EventType::WorkflowExecutionCompleted));
+    let desc = handle.describe().await.unwrap();
+    assert_eq!(desc.status, WorkflowExecutionStatus::Completed);
+    assert_eq!(desc.workflow_type, "Greet");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_and_queries_reach_the_workflow() {
+    async fn collect(ctx: WorkflowContext, expected: u32) -> Result<Vec<String>, WorkflowError> {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let for_query = seen.clone();
+        ctx.set_query_handler("seen", move |(): ()| for_query.borrow().clone());
+        let mut items = ctx.signal_channel::<String>("item");
+        while seen.borrow().len() < expected as usize {
+            let item = items.recv().await?;
+            seen.borrow_mut().push(item);
+        }
+        let out = seen.borrow().clone();
+        Ok(out)
+    }
+    let client = client().await;
+    let tq = unique("signals");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Collect", collect)).await;
+    let handle = client
+        .start_workflow("Collect", &2u32, WorkflowOptions::new(unique("collect"), &tq))
+        .await
+        .unwrap();
+    handle.signal("item", "apple").await.unwrap();
+    // The query is answered from the workflow's state while it waits for the second signal.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        seen = handle.query("seen", ()).await.unwrap();
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, vec!["apple".to_string()]);
+    let unknown = handle.query::<String>("nope", ()).await.unwrap_err();
+    assert!(unknown.to_string().contains("no handler for query \"nope\""), "{unknown}");
+    handle.signal("item", "pear").await.unwrap();
+    let result: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(result, vec!["apple", "pear"]);
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_failure_fails_the_workflow() {
+    async fn fail(_ctx: WorkflowContext, msg: String) -> Result<(), WorkflowError> {
+        Err(ApplicationFailure::new("OrderRejected", msg).non_retryable().into())
+    }
+    let client = client().await;
+    let tq = unique("fail");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Fail", fail)).await;
+    let handle = client
+        .start_workflow("Fail", "out of stock", WorkflowOptions::new(unique("fail"), &tq))
+        .await
+        .unwrap();
+    let err = handle.result::<()>().await.unwrap_err();
+    let ClientError::Workflow(failure) = &err else {
+        panic!("expected a workflow failure, got {err}");
+    };
+    assert_eq!(failure.status, WorkflowExecutionStatus::Failed);
+    let app = failure.application_failure().unwrap();
+    assert_eq!(app.error_type, "OrderRejected");
+    assert_eq!(app.message, "out of stock");
+    assert!(app.non_retryable);
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_failure_reaches_the_workflow_with_its_cause() {
+    async fn flaky(ctx: ActivityContext, _: ()) -> Result<String, ActivityError> {
+        if ctx.info().attempt < 2 {
+            return Err(std::io::Error::other("disk on fire").into());
+        }
+        Err(ApplicationFailure::new("Fatal", "gave up").non_retryable().into())
+    }
+    async fn calls_flaky(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let r = ctx
+            .activity("flaky")
+            .start_to_close_timeout(Duration::from_secs(5))
+            .retry_policy(trellis_client::RetryPolicy {
+                initial_interval: Some(trellis_core_proto::time::to_proto_duration(
+                    Duration::from_millis(100),
+                )),
+                maximum_attempts: 5,
+                ..Default::default()
+            })
+            .run::<String>()
+            .await;
+        match r {
+            Ok(s) => Ok(s),
+            Err(e) => Ok(format!(
+                "{} / {}",
+                e.application_failure().map(|a| a.error_type).unwrap_or_default(),
+                e.cause_message()
+            )),
+        }
+    }
+    let client = client().await;
+    let tq = unique("flaky");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq).workflow("CallsFlaky", calls_flaky).activity("flaky", flaky),
+    )
+    .await;
+    let handle = client
+        .start_workflow("CallsFlaky", &(), WorkflowOptions::new(unique("flaky"), &tq))
+        .await
+        .unwrap();
+    let r: String = handle.result().await.unwrap();
+    assert_eq!(r, "Fatal / gave up");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_panic_fails_the_task_and_the_worker_stays_up() {
+    static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+    async fn panics_once(_ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        if ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("boom in workflow code");
+        }
+        Ok("recovered".into())
+    }
+    let client = client().await;
+    let tq = unique("wf-panic");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("PanicsOnce", panics_once)
+            .workflow("Greet", greet)
+            .activity("compose_greeting", compose_greeting),
+    )
+    .await;
+    let handle = client
+        .start_workflow("PanicsOnce", &(), WorkflowOptions::new(unique("panic"), &tq))
+        .await
+        .unwrap();
+    // The server retries the failed task; the second attempt completes.
+    let r: String = handle.result().await.unwrap();
+    assert_eq!(r, "recovered");
+    let history = handle.fetch_history().await.unwrap();
+    let failed = history
+        .events
+        .iter()
+        .find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => a.failure.clone(),
+            _ => None,
+        })
+        .expect("a workflow task failed event");
+    assert!(
+        failed.message.contains("workflow PanicsOnce panicked: boom in workflow code"),
+        "{}",
+        failed.message
+    );
+    // The same worker still serves other workflows.
+    let g = client
+        .start_workflow("Greet", "again", WorkflowOptions::new(unique("after-panic"), &tq))
+        .await
+        .unwrap();
+    assert_eq!(g.result::<String>().await.unwrap(), "Hello, again!");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_panic_fails_the_attempt_and_the_worker_stays_up() {
+    async fn panicky(_ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        panic!("boom in activity code");
+    }
+    async fn calls_panicky(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        ctx.activity("panicky")
+            .start_to_close_timeout(Duration::from_secs(5))
+            .retry_policy(trellis_client::RetryPolicy {
+                maximum_attempts: 1,
+                ..Default::default()
+            })
+            .run::<()>()
+            .await?;
+        Ok(())
+    }
+    let client = client().await;
+    let tq = unique("act-panic");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("CallsPanicky", calls_panicky)
+            .activity("panicky", panicky)
+            .workflow("Greet", greet)
+            .activity("compose_greeting", compose_greeting),
+    )
+    .await;
+    let handle = client
+        .start_workflow("CallsPanicky", &(), WorkflowOptions::new(unique("act-panic"), &tq))
+        .await
+        .unwrap();
+    let err = handle.result::<()>().await.unwrap_err();
+    let ClientError::Workflow(failure) = &err else {
+        panic!("expected a workflow failure, got {err}");
+    };
+    assert!(
+        failure.message().contains("activity panicky panicked: boom in activity code"),
+        "{}",
+        failure.message()
+    );
+    let g = client
+        .start_workflow("Greet", "still here", WorkflowOptions::new(unique("after"), &tq))
+        .await
+        .unwrap();
+    assert_eq!(g.result::<String>().await.unwrap(), "Hello, still here!");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_workflow_type_fails_the_task_with_its_name() {
+    let client = client().await;
+    let tq = unique("unknown");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Greet", greet)
+            .activity("compose_greeting", compose_greeting),
+    )
+    .await;
+    let handle = client
+        .start_workflow("NoSuchWorkflow", &(), WorkflowOptions::new(unique("unknown"), &tq))
+        .await
+        .unwrap();
+    let mut message = None;
+    for _ in 0..100 {
+        let history = handle.fetch_history().await.unwrap();
+        message = history.events.iter().find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => {
+                a.failure.as_ref().map(|f| f.message.clone())
+            }
+            _ => None,
+        });
+        if message.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = message.expect("the workflow task failed");
+    assert!(message.contains("\"NoSuchWorkflow\" is not registered"), "{message}");
+    assert!(message.contains("registered types: [Greet]"), "{message}");
+    handle.terminate("test over").await.unwrap();
+    let g = client
+        .start_workflow("Greet", "x", WorkflowOptions::new(unique("after-unknown"), &tq))
+        .await
+        .unwrap();
+    assert_eq!(g.result::<String>().await.unwrap(), "Hello, x!");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_terminate_are_reported() {
+    async fn waits(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        ctx.cancelled().await;
+        Err(WorkflowError::cancelled())
+    }
+    let client = client().await;
+    let tq = unique("cancel");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Waits", waits)).await;
+    let a = client
+        .start_workflow("Waits", &(), WorkflowOptions::new(unique("cancel"), &tq))
+        .await
+        .unwrap();
+    a.cancel("no longer needed").await.unwrap();
+    let err = a.result::<()>().await.unwrap_err();
+    let ClientError::Workflow(f) = err else { panic!("expected workflow failure") };
+    assert_eq!(f.status, WorkflowExecutionStatus::Canceled);
+
+    let b = client
+        .start_workflow("Waits", &(), WorkflowOptions::new(unique("terminate"), &tq))
+        .await
+        .unwrap();
+    b.terminate("operator said so").await.unwrap();
+    let err = b.result::<()>().await.unwrap_err();
+    assert!(err.to_string().contains("was terminated: operator said so"), "{err}");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeating_activity_learns_of_cancellation() {
+    // The workflow stops waiting for the activity and completes; the activity's next heartbeat
+    // tells core the attempt is gone, and core cancels it.
+    static CANCELLED: AtomicU32 = AtomicU32::new(0);
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    async fn long_running(ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        loop {
+            ctx.heartbeat(&"working");
+            tokio::select! {
+                () = ctx.cancelled() => {
+                    CANCELLED.fetch_add(1, Ordering::SeqCst);
+                    return Err(ActivityError::Cancelled);
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+    async fn abandons_activity(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        use futures::FutureExt;
+        let act = ctx
+            .activity("long_running")
+            .start_to_close_timeout(Duration::from_secs(60))
+            .heartbeat_timeout(Duration::from_secs(1))
+            .run::<()>()
+            .fuse();
+        let timer = ctx.timer(Duration::from_secs(1)).fuse();
+        futures::pin_mut!(act, timer);
+        futures::select! {
+            _ = act => Ok("activity ended on its own".into()),
+            () = timer => Ok("timer won".into()),
+        }
+    }
+    let client = client().await;
+    let tq = unique("heartbeat");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("AbandonsActivity", abandons_activity)
+            .activity("long_running", long_running),
+    )
+    .await;
+    let handle = client
+        .start_workflow("AbandonsActivity", &(), WorkflowOptions::new(unique("hb"), &tq))
+        .await
+        .unwrap();
+    assert_eq!(handle.result::<String>().await.unwrap(), "timer won");
+    assert_eq!(STARTED.load(Ordering::SeqCst), 1);
+    for _ in 0..300 {
+        if CANCELLED.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(CANCELLED.load(Ordering::SeqCst), 1, "the activity saw the cancellation");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_empty_registrations_are_clear_errors() {
+    let client = client().await;
+    let err = Worker::new(
+        &client,
+        WorkerConfig::new(unique("dup"))
+            .workflow("Greet", greet)
+            .workflow("Greet", greet),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("duplicate workflow name \"Greet\""), "{err}");
+    let err = Worker::new(&client, WorkerConfig::new(unique("empty"))).await.unwrap_err();
+    assert!(err.to_string().contains("at least one workflow or activity"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_activities() {
+    let finished = Arc::new(AtomicU32::new(0));
+    let f2 = finished.clone();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = Arc::new(std::sync::Mutex::new(Some(started_tx)));
+    let slow = move |_ctx: ActivityContext, _: ()| {
+        let finished = f2.clone();
+        let started_tx = started_tx.clone();
+        async move {
+            if let Some(tx) = started_tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ActivityError>("slow done".to_string())
+        }
+    };
+    async fn calls_slow(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        Ok(ctx
+            .activity("slow")
+            .start_to_close_timeout(Duration::from_secs(30))
+            .run()
+            .await?)
+    }
+    let client = client().await;
+    let tq = unique("graceful");
+    let (shutdown, join) = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq).workflow("CallsSlow", calls_slow).activity("slow", slow),
+    )
+    .await;
+    let handle = client
+        .start_workflow("CallsSlow", &(), WorkflowOptions::new(unique("graceful"), &tq))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), started_rx).await.unwrap().unwrap();
+    shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), join).await.unwrap().unwrap().unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the in-flight activity ran to the end");
+    // Its result was reported: a new worker only has to finish the workflow.
+    let w2 = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq).workflow("CallsSlow", calls_slow),
+    )
+    .await;
+    assert_eq!(handle.result::<String>().await.unwrap(), "slow done");
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "the activity was not run again");
+    stop(w2).await;
+}

