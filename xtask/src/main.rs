@@ -9,13 +9,9 @@
 //!   started for the run (the Python SDK interop tests get a project-local venv).
 //! - `python-env`: creates `.tools/venv` with the Temporal Python SDK (used by interop tests).
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-use trellis_testing::{DevServer, tools_dir, workspace_root};
-
-/// The Temporal Python SDK version the interop tests use.
-const PYTHON_SDK_VERSION: &str = "1.35.0";
+use trellis_testing::{DevServer, workspace_root};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +19,7 @@ fn main() -> ExitCode {
         Some("dev-server") => dev_server(&args[1..]),
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
-        Some("python-env") => python_env().map(|p| println!("{}", p.display())),
+        Some("python-env") => trellis_testing::python().map(|p| println!("{}", p.display())),
         _ => {
             eprintln!("usage: cargo xtask <dev-server [--port N] | demo | test | python-env>");
             return ExitCode::from(2);
@@ -83,29 +79,6 @@ fn demo() -> Result<(), String> {
         .env("TEMPORAL_ADDRESS", &address))
 }
 
-fn python_env() -> Result<PathBuf, String> {
-    let venv = tools_dir().join("venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join(format!(".temporalio-{PYTHON_SDK_VERSION}"));
-    if marker.exists() {
-        return Ok(python);
-    }
-    std::fs::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
-    if !python.exists() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("temporalio=={PYTHON_SDK_VERSION}"),
-    ]))?;
-    std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
-    Ok(python)
-}
-
 fn test(extra: &[String]) -> Result<(), String> {
     println!("== rustfmt");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -113,7 +86,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     println!("== tools");
     trellis_testing::temporal_cli()?;
-    let python = python_env()?;
+    let python = trellis_testing::python()?;
     println!("== dev server");
     let server = DevServer::start(Some(std::process::id()))?;
     println!("dev server on {}", server.address());

@@ -72,6 +72,41 @@ pub fn temporal_cli() -> Result<PathBuf, String> {
     }
 }
 
+/// The Temporal Python SDK version interop tests use.
+pub const PYTHON_SDK_VERSION: &str = "1.35.0";
+
+/// The Python interpreter of a project-local venv (`.tools/venv`) that has the Temporal Python
+/// SDK, creating it first if needed. `TRELLIS_PYTHON` overrides it.
+pub fn python() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("TRELLIS_PYTHON").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = tools_dir().join("venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(format!(".temporalio-{PYTHON_SDK_VERSION}"));
+    if marker.exists() {
+        return Ok(python);
+    }
+    std::fs::create_dir_all(tools_dir()).map_err(|e| format!("creating {:?}: {e}", tools_dir()))?;
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
+        status.success().then_some(()).ok_or_else(|| format!("{cmd:?} failed ({status})"))
+    };
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("temporalio=={PYTHON_SDK_VERSION}"),
+    ]))?;
+    std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
+    Ok(python)
+}
+
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

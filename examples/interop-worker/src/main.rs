@@ -1,0 +1,150 @@
+//! `interop-worker`: a Trellis worker that other SDKs' tests drive. Its contract is in
+//! `docs/interop.md` and stays stable:
+//!
+//! ```text
+//! interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]
+//! ```
+//!
+//! It prints `ready` on stdout once it polls, and stops gracefully on Ctrl-C / SIGTERM or when
+//! stdin closes.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use trellis_client::{Client, ClientConfig};
+use trellis_worker::{
+    ActivityContext, ActivityError, ApplicationFailure, RawValue, Worker, WorkerConfig,
+    WorkflowContext, WorkflowError,
+};
+
+struct Args {
+    address: String,
+    namespace: String,
+    task_queue: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut address = "127.0.0.1:7233".to_owned();
+    let mut namespace = "default".to_owned();
+    let mut task_queue = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--address" => address = value()?,
+            "--namespace" => namespace = value()?,
+            "--task-queue" => task_queue = Some(value()?),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(Args {
+        address,
+        namespace,
+        task_queue: task_queue.ok_or("--task-queue is required")?,
+    })
+}
+
+async fn compose_greeting(
+    _ctx: ActivityContext,
+    (greeting, name): (String, String),
+) -> Result<String, ActivityError> {
+    Ok(format!("{greeting}, {name}!"))
+}
+
+async fn echo(_ctx: ActivityContext, value: RawValue) -> Result<RawValue, ActivityError> {
+    Ok(value)
+}
+
+fn activity_options(call: trellis_worker::ActivityCall) -> trellis_worker::ActivityCall {
+    call.start_to_close_timeout(Duration::from_secs(30))
+}
+
+async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    Ok(activity_options(ctx.activity("compose_greeting").args(("Hello", name)))
+        .run()
+        .await?)
+}
+
+async fn echo_workflow(ctx: WorkflowContext, value: RawValue) -> Result<RawValue, WorkflowError> {
+    Ok(activity_options(ctx.activity("echo").arg(&value)).run().await?)
+}
+
+async fn sleep(ctx: WorkflowContext, millis: u64) -> Result<u64, WorkflowError> {
+    ctx.timer(Duration::from_millis(millis)).await;
+    Ok(millis)
+}
+
+#[derive(Deserialize)]
+struct FailInput {
+    #[serde(rename = "type")]
+    error_type: String,
+    message: String,
+    #[serde(default)]
+    non_retryable: bool,
+}
+
+async fn fail(_ctx: WorkflowContext, input: FailInput) -> Result<(), WorkflowError> {
+    Err(ApplicationFailure {
+        non_retryable: input.non_retryable,
+        ..ApplicationFailure::new(input.error_type, input.message)
+    }
+    .into())
+}
+
+/// The worker configuration of the interop contract.
+fn config(task_queue: &str) -> WorkerConfig {
+    WorkerConfig::new(task_queue)
+        .workflow("Greet", greet)
+        .workflow("Echo", echo_workflow)
+        .workflow("Sleep", sleep)
+        .workflow("Fail", fail)
+        .activity("compose_greeting", compose_greeting)
+        .activity("echo", echo)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("interop-worker: {e}\nusage: interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("interop-worker: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let client =
+        Client::connect(ClientConfig::new(&args.address).namespace(&args.namespace)).await?;
+    let worker = Worker::new(&client, config(&args.task_queue)).await?;
+    println!("ready");
+    worker
+        .run_until(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+            let stdin_closed = tokio::task::spawn_blocking(|| {
+                let mut sink = String::new();
+                while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = stdin_closed => {}
+            }
+        })
+        .await?;
+    Ok(())
+}
