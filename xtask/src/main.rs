@@ -57,8 +57,15 @@ fn dev_server(args: &[String]) -> Result<(), String> {
     };
     let cli = trellis_testing::temporal_cli()?;
     println!("Temporal dev server on 127.0.0.1:{port} (Ctrl-C stops it)");
-    run(Command::new(cli)
-        .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", &port]))
+    run(Command::new(cli).args([
+        "server",
+        "start-dev",
+        "--headless",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ]))
 }
 
 fn demo() -> Result<(), String> {
@@ -83,7 +90,14 @@ fn test(extra: &[String]) -> Result<(), String> {
     println!("== rustfmt");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     println!("== clippy");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     println!("== tools");
     trellis_testing::temporal_cli()?;
     let python = trellis_testing::python()?;
@@ -100,4 +114,3 @@ fn test(extra: &[String]) -> Result<(), String> {
     server.stop();
     result
 }
-

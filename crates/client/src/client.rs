@@ -4,7 +4,9 @@ use std::time::Duration;
 use temporalio_client::grpc::WorkflowService;
 use temporalio_client::{Connection, ConnectionOptions, Url};
 use trellis_converter::{DataConverter, IntoPayloads};
-use trellis_core_proto::api::common::v1::{Header, Memo, Payload, Payloads, RetryPolicy, WorkflowType};
+use trellis_core_proto::api::common::v1::{
+    Header, Memo, Payload, Payloads, RetryPolicy, WorkflowType,
+};
 use trellis_core_proto::api::enums::v1::{
     TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
 };
@@ -150,7 +152,7 @@ impl Client {
         input: &I,
         options: WorkflowOptions,
     ) -> Result<WorkflowHandle, ClientError> {
-        let input = vec![self.data_converter().to_payload(input)?];
+        let input = vec![self.data_converter().encode(input)?];
         self.start_workflow_raw(workflow_type, input, options).await
     }
 
@@ -161,7 +163,7 @@ impl Client {
         args: impl IntoPayloads,
         options: WorkflowOptions,
     ) -> Result<WorkflowHandle, ClientError> {
-        let input = self.data_converter().to_payloads(args)?;
+        let input = self.data_converter().encode_args(args)?;
         self.start_workflow_raw(workflow_type, input, options).await
     }
 

@@ -26,7 +26,7 @@ pub enum ClientError {
     Conversion(#[from] ConversionError),
     /// The workflow did not complete successfully.
     #[error(transparent)]
-    Workflow(#[from] WorkflowFailure),
+    Workflow(Box<WorkflowFailure>),
     /// The workflow rejected or failed a query.
     #[error("query {query:?} failed: {message}")]
     Query {
@@ -35,6 +35,12 @@ pub enum ClientError {
         /// The failure message from the workflow or server.
         message: String,
     },
+}
+
+impl From<WorkflowFailure> for ClientError {
+    fn from(f: WorkflowFailure) -> Self {
+        Self::Workflow(Box::new(f))
+    }
 }
 
 impl ClientError {
@@ -95,7 +101,11 @@ impl std::fmt::Display for WorkflowFailure {
             WorkflowExecutionStatus::TimedOut => "timed out",
             _ => "closed without a result",
         };
-        write!(f, "workflow {} (run {}) {how}", self.workflow_id, self.run_id)?;
+        write!(
+            f,
+            "workflow {} (run {}) {how}",
+            self.workflow_id, self.run_id
+        )?;
         if let Some(reason) = &self.reason
             && !reason.is_empty()
         {

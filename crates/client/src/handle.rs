@@ -2,6 +2,7 @@ use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 use trellis_converter::IntoPayloads;
+use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::{Payloads, WorkflowExecution};
 use trellis_core_proto::api::enums::v1::{
     HistoryEventFilterType, QueryRejectCondition, WorkflowExecutionStatus,
@@ -10,11 +11,11 @@ use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::workflowservice::v1::{
     DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
-    GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest, RequestCancelWorkflowExecutionRequest,
-    SignalWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+    GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest,
+    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest,
 };
 use trellis_core_proto::time::from_proto_timestamp;
-use trellis_core_proto::Payload;
 
 use crate::client::Client;
 use crate::error::{ClientError, WorkflowFailure};
@@ -105,7 +106,7 @@ impl WorkflowHandle {
                 continue;
             };
             let fail = |status, failure, reason: Option<String>, run_id: &str| {
-                ClientError::Workflow(WorkflowFailure {
+                ClientError::from(WorkflowFailure {
                     workflow_id: self.workflow_id.clone(),
                     run_id: run_id.to_owned(),
                     status,
@@ -121,14 +122,19 @@ impl WorkflowHandle {
                         continue;
                     }
                     let payloads = a.result.map(|p| p.payloads).unwrap_or_default();
-                    return Ok(self.client.data_converter().from_payloads(&payloads)?);
+                    return Ok(self.client.data_converter().decode_args(&payloads)?);
                 }
                 Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
                     if let Some(next) = follow(&a.new_execution_run_id) {
                         run_id = next;
                         continue;
                     }
-                    return Err(fail(WorkflowExecutionStatus::Failed, a.failure, None, &run_id));
+                    return Err(fail(
+                        WorkflowExecutionStatus::Failed,
+                        a.failure,
+                        None,
+                        &run_id,
+                    ));
                 }
                 Some(Attributes::WorkflowExecutionTimedOutEventAttributes(a)) => {
                     if let Some(next) = follow(&a.new_execution_run_id) {
@@ -170,7 +176,7 @@ impl WorkflowHandle {
         name: &str,
         input: &I,
     ) -> Result<(), ClientError> {
-        let input = vec![self.client.data_converter().to_payload(input)?];
+        let input = vec![self.client.data_converter().encode(input)?];
         self.signal_raw(name, input).await
     }
 
@@ -180,7 +186,7 @@ impl WorkflowHandle {
         name: &str,
         args: impl IntoPayloads,
     ) -> Result<(), ClientError> {
-        let input = self.client.data_converter().to_payloads(args)?;
+        let input = self.client.data_converter().encode_args(args)?;
         self.signal_raw(name, input).await
     }
 
@@ -209,7 +215,7 @@ impl WorkflowHandle {
         name: &str,
         args: impl IntoPayloads,
     ) -> Result<T, ClientError> {
-        let args = self.client.data_converter().to_payloads(args)?;
+        let args = self.client.data_converter().encode_args(args)?;
         let request = QueryWorkflowRequest {
             namespace: self.client.namespace().to_owned(),
             execution: Some(self.execution()),
@@ -246,8 +252,11 @@ impl WorkflowHandle {
                 message: format!("rejected: workflow status {:?}", rejected.status()),
             });
         }
-        let payloads = response.query_result.map(|p| p.payloads).unwrap_or_default();
-        Ok(self.client.data_converter().from_payloads(&payloads)?)
+        let payloads = response
+            .query_result
+            .map(|p| p.payloads)
+            .unwrap_or_default();
+        Ok(self.client.data_converter().decode_args(&payloads)?)
     }
 
     /// Asks the workflow to cancel; the workflow decides how to react.

@@ -28,7 +28,12 @@
 //! engine (`temporalio-sdk-core`) reaches the stack through `temporalio-client`'s service
 //! override, so core's retries sit above it and every byte still crosses it.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 mod client;
 mod config;
@@ -40,17 +45,17 @@ pub use client::{Client, WorkflowOptions};
 pub use config::{ClientConfig, ConnectConfig, TlsConfig};
 pub use error::{ClientError, WorkflowFailure};
 pub use handle::{WorkflowDescription, WorkflowHandle};
-pub use trellis_converter::{self as converter, DataConverter};
-pub use trellis_interceptor::grpc::{GrpcLayer, GrpcService};
 /// gRPC status codes and statuses, as RPC errors carry them.
 pub use tonic::{Code, Status};
+pub use trellis_converter::{self as converter, DataConverter};
+pub use trellis_interceptor::grpc::{GrpcLayer, GrpcService};
 
 /// The engine's connection type, which a worker hands to `temporalio-sdk-core`.
 pub use temporalio_client::Connection as CoreConnection;
 
-/// Workflow id reuse and conflict policies, as the server defines them.
-pub use trellis_core_proto::api::enums::v1::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
-/// A workflow's status, as the server reports it.
-pub use trellis_core_proto::api::enums::v1::WorkflowExecutionStatus;
 /// Retry policy for workflows and activities.
 pub use trellis_core_proto::api::common::v1::RetryPolicy;
+/// A workflow's status, as the server reports it.
+pub use trellis_core_proto::api::enums::v1::WorkflowExecutionStatus;
+/// Workflow id reuse and conflict policies, as the server defines them.
+pub use trellis_core_proto::api::enums::v1::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};

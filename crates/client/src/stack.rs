@@ -58,8 +58,8 @@ pub(crate) fn build(config: &ConnectConfig) -> Result<GrpcService, ClientError> 
     for (name, value) in &config.headers {
         let name = HeaderName::try_from(name.as_str())
             .map_err(|e| bad(&format!("header name {name:?}: {e}")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|e| bad(&format!("header {name} value: {e}")))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|e| bad(&format!("header {name} value: {e}")))?;
         headers.push((name, value));
     }
     let base = HeadersService {
@@ -148,7 +148,9 @@ async fn call_framed(
         return Err(Status::internal("response has no gRPC message frame"));
     }
     if bytes[0] != 0 {
-        return Err(Status::internal("response is compressed; compression is not negotiated"));
+        return Err(Status::internal(
+            "response is compressed; compression is not negotiated",
+        ));
     }
     let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
     if bytes.len() < 5 + len {

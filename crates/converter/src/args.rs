@@ -33,7 +33,7 @@ macro_rules! tuple_args {
             #[allow(non_snake_case, unused_variables)]
             fn into_payloads(self, converter: &DataConverter) -> Result<Vec<Payload>, ConversionError> {
                 let ($($name,)*) = self;
-                Ok(vec![$(converter.to_payload(&$name)?),*])
+                Ok(vec![$(converter.encode(&$name)?),*])
             }
         }
     )*};
@@ -55,7 +55,7 @@ pub fn decode_args<T: DeserializeOwned + 'static>(
     match payloads {
         [] => converter
             .payloads()
-            .from_payload(&trellis_core_proto::payload::new_payload(
+            .decode(&trellis_core_proto::payload::new_payload(
                 trellis_core_proto::payload::encoding::NULL,
                 Vec::new(),
             ))
@@ -64,13 +64,15 @@ pub fn decode_args<T: DeserializeOwned + 'static>(
                 expected: "at least 1".into(),
                 got: 0,
             }),
-        [one] => converter.from_payload(one),
-        many => T::deserialize(PayloadSeq { converter, payloads: many }).map_err(|e| {
-            ConversionError::Decode {
-                type_name: std::any::type_name::<T>(),
-                payload: format!("{} argument payloads", many.len()),
-                cause: e.to_string(),
-            }
+        [one] => converter.decode(one),
+        many => T::deserialize(PayloadSeq {
+            converter,
+            payloads: many,
+        })
+        .map_err(|e| ConversionError::Decode {
+            type_name: std::any::type_name::<T>(),
+            payload: format!("{} argument payloads", many.len()),
+            cause: e.to_string(),
         }),
     }
 }
@@ -116,7 +118,7 @@ impl<'de> SeqAccess<'de> for PayloadSeqAccess<'de> {
         let mut out = None;
         self.converter
             .payloads()
-            .from_payload_erased(payload, &mut |de| {
+            .decode_erased(payload, &mut |de| {
                 if let Some(seed) = seed.take() {
                     out = Some(seed.deserialize(de)?);
                 }
@@ -138,21 +140,21 @@ mod tests {
     #[test]
     fn tuple_arguments_round_trip_as_separate_payloads() {
         let dc = DataConverter::default();
-        let ps = dc.to_payloads(("Hello", "world")).unwrap();
+        let ps = dc.encode_args(("Hello", "world")).unwrap();
         assert_eq!(ps.len(), 2);
         assert_eq!(ps[1].data, br#""world""#);
-        let (a, b): (String, String) = dc.from_payloads(&ps).unwrap();
+        let (a, b): (String, String) = dc.decode_args(&ps).unwrap();
         assert_eq!((a.as_str(), b.as_str()), ("Hello", "world"));
     }
 
     #[test]
     fn single_and_empty_argument_lists() {
         let dc = DataConverter::default();
-        let ps = dc.to_payloads((42u32,)).unwrap();
-        assert_eq!(dc.from_payloads::<u32>(&ps).unwrap(), 42);
-        dc.from_payloads::<()>(&[]).unwrap();
-        assert_eq!(dc.from_payloads::<Option<u32>>(&[]).unwrap(), None);
-        let e = dc.from_payloads::<u32>(&[]).unwrap_err().to_string();
+        let ps = dc.encode_args((42u32,)).unwrap();
+        assert_eq!(dc.decode_args::<u32>(&ps).unwrap(), 42);
+        dc.decode_args::<()>(&[]).unwrap();
+        assert_eq!(dc.decode_args::<Option<u32>>(&[]).unwrap(), None);
+        let e = dc.decode_args::<u32>(&[]).unwrap_err().to_string();
         assert!(e.contains("expected at least 1 argument"), "{e}");
     }
 
@@ -160,8 +162,8 @@ mod tests {
     fn raw_values_pass_through_untouched() {
         let dc = DataConverter::default();
         let p = trellis_core_proto::payload::new_payload("binary/custom", vec![9, 9]);
-        let raw: RawValue = dc.from_payload(&p).unwrap();
+        let raw: RawValue = dc.decode(&p).unwrap();
         assert_eq!(raw.0, p);
-        assert_eq!(dc.to_payload(&raw).unwrap(), p);
+        assert_eq!(dc.encode(&raw).unwrap(), p);
     }
 }

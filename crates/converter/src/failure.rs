@@ -75,17 +75,19 @@ impl FailureConverter {
             message: app.message.clone(),
             source: self.source.clone(),
             stack_trace: app.stack_trace.clone(),
-            failure_info: Some(FailureInfo::ApplicationFailureInfo(ApplicationFailureInfo {
-                r#type: app.error_type.clone(),
-                non_retryable: app.non_retryable,
-                details: (!app.details.is_empty()).then(|| Payloads {
-                    payloads: app.details.clone(),
-                }),
-                next_retry_delay: app
-                    .next_retry_delay
-                    .map(trellis_core_proto::time::to_proto_duration),
-                category: 0,
-            })),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(
+                ApplicationFailureInfo {
+                    r#type: app.error_type.clone(),
+                    non_retryable: app.non_retryable,
+                    details: (!app.details.is_empty()).then(|| Payloads {
+                        payloads: app.details.clone(),
+                    }),
+                    next_retry_delay: app
+                        .next_retry_delay
+                        .map(trellis_core_proto::time::to_proto_duration),
+                    category: 0,
+                },
+            )),
             ..Failure::default()
         }
     }

@@ -17,7 +17,7 @@ pub struct JsonPayloadConverter;
 const KNOWN: &str = "binary/null, binary/plain, json/plain";
 
 impl PayloadConverter for JsonPayloadConverter {
-    fn to_payload_erased(
+    fn encode_erased(
         &self,
         value: &dyn erased_serde::Serialize,
     ) -> Result<Payload, ConversionError> {
@@ -29,13 +29,13 @@ impl PayloadConverter for JsonPayloadConverter {
                 let mut data = Vec::with_capacity(64);
                 let mut ser = serde_json::Serializer::new(&mut data);
                 erased_serde::serialize(value, &mut ser)
-                    .map_err(|e| ConversionError::encode::<dyn erased_serde::Serialize>(e))?;
+                    .map_err(ConversionError::encode::<dyn erased_serde::Serialize>)?;
                 Ok(new_payload(encoding::JSON, data))
             }
         }
     }
 
-    fn from_payload_erased<'p>(
+    fn decode_erased<'p>(
         &self,
         payload: &'p Payload,
         visit: &mut dyn FnMut(
@@ -89,31 +89,38 @@ mod tests {
     fn json_bytes_match_other_sdks() {
         // Python: json.dumps(obj, separators=(",", ":"), sort_keys=False)
         let p = JsonPayloadConverter
-            .to_payload(&Order { id: 7, item: "tea".into(), note: None })
+            .encode(&Order {
+                id: 7,
+                item: "tea".into(),
+                note: None,
+            })
             .unwrap();
         assert_eq!(p.encoding(), Some("json/plain"));
         assert_eq!(p.data, br#"{"id":7,"item":"tea","note":null}"#);
-        let s = JsonPayloadConverter.to_payload("Hello, world!").unwrap();
+        let s = JsonPayloadConverter.encode("Hello, world!").unwrap();
         assert_eq!(s.data, br#""Hello, world!""#);
     }
 
     #[test]
     fn null_and_bytes_encodings() {
-        let p = JsonPayloadConverter.to_payload(&()).unwrap();
+        let p = JsonPayloadConverter.encode(&()).unwrap();
         assert_eq!((p.encoding(), p.data.len()), (Some("binary/null"), 0));
-        let p = JsonPayloadConverter.to_payload(&None::<u8>).unwrap();
+        let p = JsonPayloadConverter.encode(&None::<u8>).unwrap();
         assert_eq!(p.encoding(), Some("binary/null"));
         let bytes = serde_bytes::ByteBuf::from(vec![1u8, 2, 3]);
-        let p = JsonPayloadConverter.to_payload(&bytes).unwrap();
-        assert_eq!((p.encoding(), p.data.clone()), (Some("binary/plain"), vec![1, 2, 3]));
-        let back: serde_bytes::ByteBuf = JsonPayloadConverter.from_payload(&p).unwrap();
+        let p = JsonPayloadConverter.encode(&bytes).unwrap();
+        assert_eq!(
+            (p.encoding(), p.data.clone()),
+            (Some("binary/plain"), vec![1, 2, 3])
+        );
+        let back: serde_bytes::ByteBuf = JsonPayloadConverter.decode(&p).unwrap();
         assert_eq!(back.into_vec(), vec![1, 2, 3]);
         let none: Option<String> = JsonPayloadConverter
-            .from_payload(&new_payload(encoding::NULL, vec![]))
+            .decode(&new_payload(encoding::NULL, vec![]))
             .unwrap();
         assert_eq!(none, None);
         let unit: () = JsonPayloadConverter
-            .from_payload(&new_payload(encoding::NULL, vec![]))
+            .decode(&new_payload(encoding::NULL, vec![]))
             .unwrap();
         assert_eq!(unit, ());
     }
@@ -121,21 +128,43 @@ mod tests {
     #[test]
     fn reads_what_python_writes() {
         // What temporalio's default converter writes for {"id": 1, "item": "x", "note": "n"}
-        let p = new_payload(encoding::JSON, br#"{"id": 1, "item": "x", "note": "n"}"#.to_vec());
-        let o: Order = JsonPayloadConverter.from_payload(&p).unwrap();
-        assert_eq!(o, Order { id: 1, item: "x".into(), note: Some("n".into()) });
+        let p = new_payload(
+            encoding::JSON,
+            br#"{"id": 1, "item": "x", "note": "n"}"#.to_vec(),
+        );
+        let o: Order = JsonPayloadConverter.decode(&p).unwrap();
+        assert_eq!(
+            o,
+            Order {
+                id: 1,
+                item: "x".into(),
+                note: Some("n".into())
+            }
+        );
     }
 
     #[test]
     fn corrupt_and_unknown_payloads_name_the_cause() {
         let p = new_payload(encoding::JSON, b"{not json".to_vec());
-        let e = JsonPayloadConverter.from_payload::<Order>(&p).unwrap_err().to_string();
+        let e = JsonPayloadConverter
+            .decode::<Order>(&p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot decode payload (json/plain"), "{e}");
         assert!(e.contains("key must be a string"), "{e}");
         let p = new_payload("binary/encrypted", vec![1, 2]);
-        let e = JsonPayloadConverter.from_payload::<Order>(&p).unwrap_err().to_string();
-        assert!(e.contains("unknown payload encoding \"binary/encrypted\""), "{e}");
-        let p = new_payload(encoding::JSON, br#"{"id":1,"item":"x","note":null} trailing"#.to_vec());
-        assert!(JsonPayloadConverter.from_payload::<Order>(&p).is_err());
+        let e = JsonPayloadConverter
+            .decode::<Order>(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown payload encoding \"binary/encrypted\""),
+            "{e}"
+        );
+        let p = new_payload(
+            encoding::JSON,
+            br#"{"id":1,"item":"x","note":null} trailing"#.to_vec(),
+        );
+        assert!(JsonPayloadConverter.decode::<Order>(&p).is_err());
     }
 }

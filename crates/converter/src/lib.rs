@@ -15,13 +15,18 @@
 //! use trellis_converter::DataConverter;
 //!
 //! let dc = DataConverter::default();
-//! let p = dc.payloads().to_payload(&("Hello", 3)).unwrap();
+//! let p = dc.payloads().encode(&("Hello", 3)).unwrap();
 //! assert_eq!(p.data, br#"["Hello",3]"#);
-//! let back: (String, u32) = dc.payloads().from_payload(&p).unwrap();
+//! let back: (String, u32) = dc.payloads().decode(&p).unwrap();
 //! assert_eq!(back, ("Hello".to_string(), 3));
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 mod args;
 mod error;
@@ -46,14 +51,14 @@ pub use trellis_core_proto::{Failure, Payload};
 /// every converter) rather than these methods.
 pub trait PayloadConverter: Send + Sync + std::fmt::Debug + 'static {
     /// Encodes one value.
-    fn to_payload_erased(
+    fn encode_erased(
         &self,
         value: &dyn erased_serde::Serialize,
     ) -> Result<Payload, ConversionError>;
 
     /// Decodes one payload: hands a deserializer over the payload's data to `visit`, which
     /// builds the target value from it.
-    fn from_payload_erased<'p>(
+    fn decode_erased<'p>(
         &self,
         payload: &'p Payload,
         visit: &mut dyn FnMut(
@@ -65,15 +70,16 @@ pub trait PayloadConverter: Send + Sync + std::fmt::Debug + 'static {
 /// Typed helpers over any [`PayloadConverter`].
 pub trait PayloadConverterExt: PayloadConverter {
     /// Encodes `value` into one payload.
-    fn to_payload<T: serde::Serialize + ?Sized>(
+    fn encode<T: serde::Serialize + ?Sized>(
         &self,
         value: &T,
     ) -> Result<Payload, ConversionError> {
-        self.to_payload_erased(&value)
+        self.encode_erased(&value)
+            .map_err(|e| e.for_type(std::any::type_name::<T>()))
     }
 
     /// Decodes one payload into a `T`.
-    fn from_payload<T: serde::de::DeserializeOwned + 'static>(
+    fn decode<T: serde::de::DeserializeOwned + 'static>(
         &self,
         payload: &Payload,
     ) -> Result<T, ConversionError> {
@@ -84,10 +90,11 @@ pub trait PayloadConverterExt: PayloadConverter {
             }
         }
         let mut out = None;
-        self.from_payload_erased(payload, &mut |de| {
+        self.decode_erased(payload, &mut |de| {
             out = Some(erased_serde::deserialize::<T>(de)?);
             Ok(())
-        })?;
+        })
+        .map_err(|e| e.for_type(std::any::type_name::<T>()))?;
         out.ok_or_else(|| ConversionError::decode::<T>(payload, "the converter produced no value"))
     }
 }
@@ -137,28 +144,28 @@ impl DataConverter {
     }
 
     /// Encodes one value.
-    pub fn to_payload<T: serde::Serialize + ?Sized>(
+    pub fn encode<T: serde::Serialize + ?Sized>(
         &self,
         value: &T,
     ) -> Result<Payload, ConversionError> {
-        self.payloads.to_payload(value)
+        self.payloads.encode(value)
     }
 
     /// Decodes one payload.
-    pub fn from_payload<T: serde::de::DeserializeOwned + 'static>(
+    pub fn decode<T: serde::de::DeserializeOwned + 'static>(
         &self,
         payload: &Payload,
     ) -> Result<T, ConversionError> {
-        self.payloads.from_payload(payload)
+        self.payloads.decode(payload)
     }
 
     /// Encodes a list of arguments (see [`IntoPayloads`]).
-    pub fn to_payloads<A: IntoPayloads>(&self, args: A) -> Result<Vec<Payload>, ConversionError> {
+    pub fn encode_args<A: IntoPayloads>(&self, args: A) -> Result<Vec<Payload>, ConversionError> {
         args.into_payloads(self)
     }
 
     /// Decodes a list of argument payloads into one value (see [`decode_args`]).
-    pub fn from_payloads<T: serde::de::DeserializeOwned + 'static>(
+    pub fn decode_args<T: serde::de::DeserializeOwned + 'static>(
         &self,
         payloads: &[Payload],
     ) -> Result<T, ConversionError> {

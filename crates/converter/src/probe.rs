@@ -68,7 +68,9 @@ impl Serializer for Probe {
     ) -> Result<Kind, NotSpecial> {
         match value.serialize(self)? {
             Kind::Bytes(b) if name == crate::raw::RAW_MAGIC => {
-                trellis_core_proto::decode_payload(&b).map(Kind::Raw).map_err(|_| NotSpecial)
+                trellis_core_proto::decode_payload(&b)
+                    .map(Kind::Raw)
+                    .map_err(|_| NotSpecial)
             }
             other => Ok(other),
         }

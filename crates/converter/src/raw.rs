@@ -29,7 +29,7 @@ impl serde::Serialize for Bytes<'_> {
 impl<'de> serde::Deserialize<'de> for RawValue {
     fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
         // Trellis converters hand over the payload itself before any deserializer is built (see
-        // `PayloadConverterExt::from_payload`); reaching this means a plain serde format was used.
+        // `PayloadConverterExt::decode`); reaching this means a plain serde format was used.
         Err(serde::de::Error::custom(
             "a RawValue can only be decoded by a Trellis payload converter",
         ))

@@ -12,7 +12,12 @@
 //! The definitions are the official compiled ones (`temporalio-protos`); Trellis never copies
 //! Temporal's `.proto` files.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 pub mod payload;
 pub mod time;

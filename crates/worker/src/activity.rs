@@ -90,7 +90,7 @@ impl ActivityContext {
     /// alive (see the heartbeat timeout) and carry cancellation back; core batches and throttles
     /// them, so calling often is cheap.
     pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) {
-        let details = match self.inner.converter.payloads().to_payload(details) {
+        let details = match self.inner.converter.payloads().encode(details) {
             Ok(p) => vec![p],
             Err(e) => {
                 tracing::warn!(activity = %self.inner.info.activity_type, "heartbeat details not sent: {e}");
@@ -108,7 +108,7 @@ impl ActivityContext {
     /// The details of the last heartbeat of an earlier attempt, to resume from.
     pub fn last_heartbeat_details<T: DeserializeOwned + 'static>(&self) -> Option<T> {
         let p = self.inner.heartbeat_details.first()?;
-        self.inner.converter.payloads().from_payload(p).ok()
+        self.inner.converter.payloads().decode(p).ok()
     }
 
     /// Whether cancellation was requested (by the workflow, a timeout, or worker shutdown).
@@ -206,7 +206,10 @@ async fn run_one(
         task_queue,
         scheduled_time: start.scheduled_time.as_ref().map(from_proto_timestamp),
         heartbeat_timeout: start.heartbeat_timeout.as_ref().map(from_proto_duration),
-        start_to_close_timeout: start.start_to_close_timeout.as_ref().map(from_proto_duration),
+        start_to_close_timeout: start
+            .start_to_close_timeout
+            .as_ref()
+            .map(from_proto_duration),
         headers: start.header_fields,
     };
     let failures = converter.failures().clone();
@@ -238,7 +241,9 @@ async fn run_one(
             let fut = f(ctx, start.input);
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
-                Ok(Err(ActivityError::Cancelled)) => ActivityExecutionResult::cancel_from_details(None),
+                Ok(Err(ActivityError::Cancelled)) => {
+                    ActivityExecutionResult::cancel_from_details(None)
+                }
                 Ok(Err(ActivityError::Failed(e))) => {
                     ActivityExecutionResult::fail(failures.error_to_failure(&*e))
                 }

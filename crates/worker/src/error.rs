@@ -144,9 +144,12 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
     }
     if let Some(a) = e.downcast_ref::<ActivityFailed>() {
         return match &a.kind {
-            ActivityFailedKind::InvalidOptions(_) | ActivityFailedKind::Decode(_) => Outcome::FailTask(
-                failures.application_to_failure(&ApplicationFailure::new("ActivityError", a.to_string())),
-            ),
+            ActivityFailedKind::InvalidOptions(_) | ActivityFailedKind::Decode(_) => {
+                Outcome::FailTask(failures.application_to_failure(&ApplicationFailure::new(
+                    "ActivityError",
+                    a.to_string(),
+                )))
+            }
             _ => Outcome::FailWorkflow(a.failure.clone()),
         };
     }
@@ -207,13 +210,25 @@ impl std::fmt::Display for ActivityFailed {
             ActivityFailedKind::Failed => "failed",
             ActivityFailedKind::Cancelled => "was cancelled",
             ActivityFailedKind::InvalidOptions(msg) => {
-                return write!(f, "activity {} cannot be scheduled: {msg}", self.activity_type);
+                return write!(
+                    f,
+                    "activity {} cannot be scheduled: {msg}",
+                    self.activity_type
+                );
             }
             ActivityFailedKind::Decode(msg) => {
-                return write!(f, "activity {} (id {}) result: {msg}", self.activity_type, self.activity_id);
+                return write!(
+                    f,
+                    "activity {} (id {}) result: {msg}",
+                    self.activity_type, self.activity_id
+                );
             }
         };
-        write!(f, "activity {} (id {}) {how}", self.activity_type, self.activity_id)?;
+        write!(
+            f,
+            "activity {} (id {}) {how}",
+            self.activity_type, self.activity_id
+        )?;
         let mut cur = Some(&self.failure);
         while let Some(x) = cur {
             let timeout = matches!(x.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)));

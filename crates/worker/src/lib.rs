@@ -39,7 +39,12 @@
 //! to core in the order the code issued them. A panic in workflow code fails the workflow task
 //! (the server retries it), never the worker; a panic in an activity fails that attempt.
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 mod activity;
 mod error;

@@ -12,7 +12,7 @@ use trellis_converter::{DataConverter, PayloadConverterExt};
 use trellis_core_proto::Payload;
 
 use crate::activity::ActivityContext;
-use crate::error::{ActivityError, WorkflowError, WorkerError};
+use crate::error::{ActivityError, WorkerError, WorkflowError};
 use crate::workflow::context::WorkflowContext;
 use crate::workflow::run::WorkflowFuture;
 
@@ -57,9 +57,14 @@ impl WorkflowDefinition {
             let f = f.clone();
             Box::pin(async move {
                 let converter: DataConverter = ctx.data_converter().clone();
-                let input: I = converter.from_payloads(&args).map_err(WorkflowError::task)?;
+                let input: I = converter
+                    .decode_args(&args)
+                    .map_err(WorkflowError::task)?;
                 let output = f(ctx, input).await?;
-                converter.payloads().to_payload(&output).map_err(WorkflowError::task)
+                converter
+                    .payloads()
+                    .encode(&output)
+                    .map_err(WorkflowError::task)
             }) as WorkflowFuture
         });
         Self {
@@ -101,13 +106,13 @@ impl ActivityDefinition {
         let f = Arc::new(f);
         let run: ActivityFn = Arc::new(move |ctx: ActivityContext, args: Vec<Payload>| {
             let converter = ctx.data_converter().clone();
-            let input: Result<I, _> = converter.from_payloads(&args);
+            let input: Result<I, _> = converter.decode_args(&args);
             match input {
                 Ok(input) => {
                     let fut = f(ctx, input);
                     async move {
                         let output = fut.await?;
-                        Ok(converter.payloads().to_payload(&output)?)
+                        Ok(converter.payloads().encode(&output)?)
                     }
                     .boxed()
                 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use temporalio_common::worker::WorkerTaskTypes;
 use temporalio_sdk_core::{
-    CoreRuntime, PollError, RuntimeOptions, Worker as CoreWorker,
-    WorkerConfig as CoreWorkerConfig, WorkerVersioningStrategy, init_worker,
+    CoreRuntime, PollError, RuntimeOptions, Worker as CoreWorker, WorkerConfig as CoreWorkerConfig,
+    WorkerVersioningStrategy, init_worker,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -213,9 +213,7 @@ impl Worker {
             .map_err(init_err)?;
         let core = init_worker(&runtime, core_config, client.core_connection().clone())
             .map_err(|e| init_err(format!("{e:#}")))?;
-        core.validate()
-            .await
-            .map_err(|e| init_err(e.to_string()))?;
+        core.validate().await.map_err(|e| init_err(e.to_string()))?;
         Ok(Self {
             core: Arc::new(core),
             _runtime: runtime,
@@ -312,9 +310,7 @@ impl Worker {
     }
 }
 
-fn loop_error(
-    res: Result<Result<(), WorkerError>, tokio::task::JoinError>,
-) -> Option<WorkerError> {
+fn loop_error(res: Result<Result<(), WorkerError>, tokio::task::JoinError>) -> Option<WorkerError> {
     match res {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),

@@ -36,14 +36,20 @@ async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowErr
 async fn spawn_worker(
     client: &Client,
     config: WorkerConfig,
-) -> (ShutdownHandle, tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>) {
+) -> (
+    ShutdownHandle,
+    tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
+) {
     let worker = Worker::new(client, config).await.expect("worker starts");
     let handle = worker.shutdown_handle();
     (handle, tokio::spawn(worker.run()))
 }
 
 async fn stop(
-    (handle, join): (ShutdownHandle, tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>),
+    (handle, join): (
+        ShutdownHandle,
+        tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
+    ),
 ) {
     handle.shutdown();
     tokio::time::timeout(Duration::from_secs(30), join)
@@ -69,7 +75,11 @@ async fn workflow_calls_activity_and_timer() {
     )
     .await;
     let handle = client
-        .start_workflow("Greet", "world", WorkflowOptions::new(unique("greet-wf"), &tq))
+        .start_workflow(
+            "Greet",
+            "world",
+            WorkflowOptions::new(unique("greet-wf"), &tq),
+        )
         .await
         .unwrap();
     let result: String = handle.result().await.unwrap();
@@ -77,7 +87,10 @@ async fn workflow_calls_activity_and_timer() {
 
     let history = handle.fetch_history().await.unwrap();
     let types = event_types(&history);
-    assert!(types.contains(&EventType::ActivityTaskCompleted), "{types:?}");
+    assert!(
+        types.contains(&EventType::ActivityTaskCompleted),
+        "{types:?}"
+    );
     assert!(types.contains(&EventType::TimerFired), "{types:?}");
     assert_eq!(types.last(), Some(&EventType::WorkflowExecutionCompleted));
     let desc = handle.describe().await.unwrap();
@@ -104,7 +117,11 @@ async fn signals_and_queries_reach_the_workflow() {
     let tq = unique("signals");
     let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Collect", collect)).await;
     let handle = client
-        .start_workflow("Collect", &2u32, WorkflowOptions::new(unique("collect"), &tq))
+        .start_workflow(
+            "Collect",
+            &2u32,
+            WorkflowOptions::new(unique("collect"), &tq),
+        )
         .await
         .unwrap();
     handle.signal("item", "apple").await.unwrap();
@@ -119,7 +136,12 @@ async fn signals_and_queries_reach_the_workflow() {
     }
     assert_eq!(seen, vec!["apple".to_string()]);
     let unknown = handle.query::<String>("nope", ()).await.unwrap_err();
-    assert!(unknown.to_string().contains("no handler for query \"nope\""), "{unknown}");
+    assert!(
+        unknown
+            .to_string()
+            .contains("no handler for query \"nope\""),
+        "{unknown}"
+    );
     handle.signal("item", "pear").await.unwrap();
     let result: Vec<String> = handle.result().await.unwrap();
     assert_eq!(result, vec!["apple", "pear"]);
@@ -129,13 +151,19 @@ async fn signals_and_queries_reach_the_workflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn application_failure_fails_the_workflow() {
     async fn fail(_ctx: WorkflowContext, msg: String) -> Result<(), WorkflowError> {
-        Err(ApplicationFailure::new("OrderRejected", msg).non_retryable().into())
+        Err(ApplicationFailure::new("OrderRejected", msg)
+            .non_retryable()
+            .into())
     }
     let client = client().await;
     let tq = unique("fail");
     let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Fail", fail)).await;
     let handle = client
-        .start_workflow("Fail", "out of stock", WorkflowOptions::new(unique("fail"), &tq))
+        .start_workflow(
+            "Fail",
+            "out of stock",
+            WorkflowOptions::new(unique("fail"), &tq),
+        )
         .await
         .unwrap();
     let err = handle.result::<()>().await.unwrap_err();
@@ -156,7 +184,9 @@ async fn activity_failure_reaches_the_workflow_with_its_cause() {
         if ctx.info().attempt < 2 {
             return Err(std::io::Error::other("disk on fire").into());
         }
-        Err(ApplicationFailure::new("Fatal", "gave up").non_retryable().into())
+        Err(ApplicationFailure::new("Fatal", "gave up")
+            .non_retryable()
+            .into())
     }
     async fn calls_flaky(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
         let r = ctx
@@ -175,7 +205,9 @@ async fn activity_failure_reaches_the_workflow_with_its_cause() {
             Ok(s) => Ok(s),
             Err(e) => Ok(format!(
                 "{} / {}",
-                e.application_failure().map(|a| a.error_type).unwrap_or_default(),
+                e.application_failure()
+                    .map(|a| a.error_type)
+                    .unwrap_or_default(),
                 e.cause_message()
             )),
         }
@@ -184,11 +216,17 @@ async fn activity_failure_reaches_the_workflow_with_its_cause() {
     let tq = unique("flaky");
     let w = spawn_worker(
         &client,
-        WorkerConfig::new(&tq).workflow("CallsFlaky", calls_flaky).activity("flaky", flaky),
+        WorkerConfig::new(&tq)
+            .workflow("CallsFlaky", calls_flaky)
+            .activity("flaky", flaky),
     )
     .await;
     let handle = client
-        .start_workflow("CallsFlaky", &(), WorkflowOptions::new(unique("flaky"), &tq))
+        .start_workflow(
+            "CallsFlaky",
+            &(),
+            WorkflowOptions::new(unique("flaky"), &tq),
+        )
         .await
         .unwrap();
     let r: String = handle.result().await.unwrap();
@@ -216,7 +254,11 @@ async fn workflow_panic_fails_the_task_and_the_worker_stays_up() {
     )
     .await;
     let handle = client
-        .start_workflow("PanicsOnce", &(), WorkflowOptions::new(unique("panic"), &tq))
+        .start_workflow(
+            "PanicsOnce",
+            &(),
+            WorkflowOptions::new(unique("panic"), &tq),
+        )
         .await
         .unwrap();
     // The server retries the failed task; the second attempt completes.
@@ -232,13 +274,19 @@ async fn workflow_panic_fails_the_task_and_the_worker_stays_up() {
         })
         .expect("a workflow task failed event");
     assert!(
-        failed.message.contains("workflow PanicsOnce panicked: boom in workflow code"),
+        failed
+            .message
+            .contains("workflow PanicsOnce panicked: boom in workflow code"),
         "{}",
         failed.message
     );
     // The same worker still serves other workflows.
     let g = client
-        .start_workflow("Greet", "again", WorkflowOptions::new(unique("after-panic"), &tq))
+        .start_workflow(
+            "Greet",
+            "again",
+            WorkflowOptions::new(unique("after-panic"), &tq),
+        )
         .await
         .unwrap();
     assert_eq!(g.result::<String>().await.unwrap(), "Hello, again!");
@@ -273,7 +321,11 @@ async fn activity_panic_fails_the_attempt_and_the_worker_stays_up() {
     )
     .await;
     let handle = client
-        .start_workflow("CallsPanicky", &(), WorkflowOptions::new(unique("act-panic"), &tq))
+        .start_workflow(
+            "CallsPanicky",
+            &(),
+            WorkflowOptions::new(unique("act-panic"), &tq),
+        )
         .await
         .unwrap();
     let err = handle.result::<()>().await.unwrap_err();
@@ -281,12 +333,18 @@ async fn activity_panic_fails_the_attempt_and_the_worker_stays_up() {
         panic!("expected a workflow failure, got {err}");
     };
     assert!(
-        failure.message().contains("activity panicky panicked: boom in activity code"),
+        failure
+            .message()
+            .contains("activity panicky panicked: boom in activity code"),
         "{}",
         failure.message()
     );
     let g = client
-        .start_workflow("Greet", "still here", WorkflowOptions::new(unique("after"), &tq))
+        .start_workflow(
+            "Greet",
+            "still here",
+            WorkflowOptions::new(unique("after"), &tq),
+        )
         .await
         .unwrap();
     assert_eq!(g.result::<String>().await.unwrap(), "Hello, still here!");
@@ -305,7 +363,11 @@ async fn unknown_workflow_type_fails_the_task_with_its_name() {
     )
     .await;
     let handle = client
-        .start_workflow("NoSuchWorkflow", &(), WorkflowOptions::new(unique("unknown"), &tq))
+        .start_workflow(
+            "NoSuchWorkflow",
+            &(),
+            WorkflowOptions::new(unique("unknown"), &tq),
+        )
         .await
         .unwrap();
     let mut message = None;
@@ -323,11 +385,18 @@ async fn unknown_workflow_type_fails_the_task_with_its_name() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let message = message.expect("the workflow task failed");
-    assert!(message.contains("\"NoSuchWorkflow\" is not registered"), "{message}");
+    assert!(
+        message.contains("\"NoSuchWorkflow\" is not registered"),
+        "{message}"
+    );
     assert!(message.contains("registered types: [Greet]"), "{message}");
     handle.terminate("test over").await.unwrap();
     let g = client
-        .start_workflow("Greet", "x", WorkflowOptions::new(unique("after-unknown"), &tq))
+        .start_workflow(
+            "Greet",
+            "x",
+            WorkflowOptions::new(unique("after-unknown"), &tq),
+        )
         .await
         .unwrap();
     assert_eq!(g.result::<String>().await.unwrap(), "Hello, x!");
@@ -349,7 +418,9 @@ async fn cancel_and_terminate_are_reported() {
         .unwrap();
     a.cancel("no longer needed").await.unwrap();
     let err = a.result::<()>().await.unwrap_err();
-    let ClientError::Workflow(f) = err else { panic!("expected workflow failure") };
+    let ClientError::Workflow(f) = err else {
+        panic!("expected workflow failure")
+    };
     assert_eq!(f.status, WorkflowExecutionStatus::Canceled);
 
     let b = client
@@ -358,7 +429,10 @@ async fn cancel_and_terminate_are_reported() {
         .unwrap();
     b.terminate("operator said so").await.unwrap();
     let err = b.result::<()>().await.unwrap_err();
-    assert!(err.to_string().contains("was terminated: operator said so"), "{err}");
+    assert!(
+        err.to_string().contains("was terminated: operator said so"),
+        "{err}"
+    );
     stop(w).await;
 }
 
@@ -406,7 +480,11 @@ async fn heartbeating_activity_learns_of_cancellation() {
     )
     .await;
     let handle = client
-        .start_workflow("AbandonsActivity", &(), WorkflowOptions::new(unique("hb"), &tq))
+        .start_workflow(
+            "AbandonsActivity",
+            &(),
+            WorkflowOptions::new(unique("hb"), &tq),
+        )
         .await
         .unwrap();
     assert_eq!(handle.result::<String>().await.unwrap(), "timer won");
@@ -417,7 +495,11 @@ async fn heartbeating_activity_learns_of_cancellation() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(CANCELLED.load(Ordering::SeqCst), 1, "the activity saw the cancellation");
+    assert_eq!(
+        CANCELLED.load(Ordering::SeqCst),
+        1,
+        "the activity saw the cancellation"
+    );
     stop(w).await;
 }
 
@@ -432,9 +514,19 @@ async fn duplicate_and_empty_registrations_are_clear_errors() {
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("duplicate workflow name \"Greet\""), "{err}");
-    let err = Worker::new(&client, WorkerConfig::new(unique("empty"))).await.unwrap_err();
-    assert!(err.to_string().contains("at least one workflow or activity"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("duplicate workflow name \"Greet\""),
+        "{err}"
+    );
+    let err = Worker::new(&client, WorkerConfig::new(unique("empty")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("at least one workflow or activity"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,17 +558,34 @@ async fn graceful_shutdown_finishes_in_flight_activities() {
     let tq = unique("graceful");
     let (shutdown, join) = spawn_worker(
         &client,
-        WorkerConfig::new(&tq).workflow("CallsSlow", calls_slow).activity("slow", slow),
+        WorkerConfig::new(&tq)
+            .workflow("CallsSlow", calls_slow)
+            .activity("slow", slow),
     )
     .await;
     let handle = client
-        .start_workflow("CallsSlow", &(), WorkflowOptions::new(unique("graceful"), &tq))
+        .start_workflow(
+            "CallsSlow",
+            &(),
+            WorkflowOptions::new(unique("graceful"), &tq),
+        )
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), started_rx).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), started_rx)
+        .await
+        .unwrap()
+        .unwrap();
     shutdown.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join).await.unwrap().unwrap().unwrap();
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "the in-flight activity ran to the end");
+    tokio::time::timeout(Duration::from_secs(30), join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the in-flight activity ran to the end"
+    );
     // Its result was reported: a new worker only has to finish the workflow.
     let w2 = spawn_worker(
         &client,
@@ -484,6 +593,10 @@ async fn graceful_shutdown_finishes_in_flight_activities() {
     )
     .await;
     assert_eq!(handle.result::<String>().await.unwrap(), "slow done");
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "the activity was not run again");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the activity was not run again"
+    );
     stop(w2).await;
 }

@@ -37,9 +37,7 @@ async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowErr
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-        )
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .init();
     let address = std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".into());
     let client = Client::connect(ClientConfig::new(&address)).await?;
@@ -59,9 +57,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Worker polling task queue {task_queue}");
 
     let handle = client
-        .start_workflow("Greet", "world", WorkflowOptions::new(format!("greet-{suffix}"), &task_queue))
+        .start_workflow(
+            "Greet",
+            "world",
+            WorkflowOptions::new(format!("greet-{suffix}"), &task_queue),
+        )
         .await?;
-    println!("Started workflow {} (run {})", handle.id(), handle.run_id().unwrap_or("?"));
+    println!(
+        "Started workflow {} (run {})",
+        handle.id(),
+        handle.run_id().unwrap_or("?")
+    );
     let result: String = handle.result().await?;
     println!("Result: {result:?}");
 

@@ -60,13 +60,17 @@ fn activity_options(call: trellis_worker::ActivityCall) -> trellis_worker::Activ
 }
 
 async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
-    Ok(activity_options(ctx.activity("compose_greeting").args(("Hello", name)))
-        .run()
-        .await?)
+    Ok(
+        activity_options(ctx.activity("compose_greeting").args(("Hello", name)))
+            .run()
+            .await?,
+    )
 }
 
 async fn echo_workflow(ctx: WorkflowContext, value: RawValue) -> Result<RawValue, WorkflowError> {
-    Ok(activity_options(ctx.activity("echo").arg(&value)).run().await?)
+    Ok(activity_options(ctx.activity("echo").arg(&value))
+        .run()
+        .await?)
 }
 
 async fn sleep(ctx: WorkflowContext, millis: u64) -> Result<u64, WorkflowError> {
@@ -111,7 +115,9 @@ async fn main() -> std::process::ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("interop-worker: {e}\nusage: interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]");
+            eprintln!(
+                "interop-worker: {e}\nusage: interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]"
+            );
             return std::process::ExitCode::from(2);
         }
     };
@@ -131,11 +137,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("ready");
     worker
         .run_until(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
             let stdin_closed = tokio::task::spawn_blocking(|| {
                 let mut sink = String::new();
-                while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                while std::io::stdin()
+                    .read_line(&mut sink)
+                    .map(|n| n > 0)
+                    .unwrap_or(false)
+                {
                     sink.clear();
                 }
             });

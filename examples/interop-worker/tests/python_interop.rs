@@ -29,12 +29,18 @@ fn python_client_runs_trellis_workflows() {
         .expect("running the Python driver");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python driver failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "python driver failed:\n{stdout}\n{stderr}"
+    );
     let checks: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    let names: Vec<&str> = checks.iter().map(|c| c["check"].as_str().unwrap()).collect();
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [

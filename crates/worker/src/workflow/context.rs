@@ -186,10 +186,14 @@ impl WorkflowContext {
     }
 
     fn push(&self, variant: workflow_command::Variant) {
-        self.shared.state.borrow_mut().commands.push(WorkflowCommand {
-            variant: Some(variant),
-            ..Default::default()
-        });
+        self.shared
+            .state
+            .borrow_mut()
+            .commands
+            .push(WorkflowCommand {
+                variant: Some(variant),
+                ..Default::default()
+            });
     }
 
     fn next_seq(&self) -> u32 {
@@ -260,8 +264,8 @@ impl WorkflowContext {
     {
         let converter = self.shared.converter.clone();
         let h: QueryHandler = Rc::new(move |args: &[Payload]| {
-            let a: A = converter.from_payloads(args).map_err(|e| e.to_string())?;
-            converter.to_payload(&handler(a)).map_err(|e| e.to_string())
+            let a: A = converter.decode_args(args).map_err(|e| e.to_string())?;
+            converter.encode(&handler(a)).map_err(|e| e.to_string())
         });
         self.shared
             .state
@@ -412,7 +416,7 @@ impl ActivityCall {
     /// Adds one argument.
     pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
         if let Ok(args) = &mut self.args {
-            match self.ctx.shared.converter.to_payload(value) {
+            match self.ctx.shared.converter.encode(value) {
                 Ok(p) => args.push(p),
                 Err(e) => self.args = Err(e),
             }
@@ -491,21 +495,23 @@ impl ActivityCall {
                 .borrow_mut()
                 .activities
                 .insert(seq, Slot::default());
-            ctx.push(workflow_command::Variant::ScheduleActivity(ScheduleActivity {
-                seq,
-                activity_id: activity_id.clone(),
-                activity_type: self.activity_type.clone(),
-                task_queue: self
-                    .task_queue
-                    .unwrap_or_else(|| ctx.shared.info.task_queue.clone()),
-                arguments: self.args.unwrap_or_default(),
-                schedule_to_close_timeout: self.schedule_to_close.map(to_proto_duration),
-                schedule_to_start_timeout: self.schedule_to_start.map(to_proto_duration),
-                start_to_close_timeout: self.start_to_close.map(to_proto_duration),
-                heartbeat_timeout: self.heartbeat.map(to_proto_duration),
-                retry_policy: self.retry_policy,
-                ..Default::default()
-            }));
+            ctx.push(workflow_command::Variant::ScheduleActivity(
+                ScheduleActivity {
+                    seq,
+                    activity_id: activity_id.clone(),
+                    activity_type: self.activity_type.clone(),
+                    task_queue: self
+                        .task_queue
+                        .unwrap_or_else(|| ctx.shared.info.task_queue.clone()),
+                    arguments: self.args.unwrap_or_default(),
+                    schedule_to_close_timeout: self.schedule_to_close.map(to_proto_duration),
+                    schedule_to_start_timeout: self.schedule_to_start.map(to_proto_duration),
+                    start_to_close_timeout: self.start_to_close.map(to_proto_duration),
+                    heartbeat_timeout: self.heartbeat.map(to_proto_duration),
+                    retry_policy: self.retry_policy,
+                    ..Default::default()
+                },
+            ));
         }
         ActivityFuture {
             ctx,
@@ -573,7 +579,7 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
                 self.ctx
                     .shared
                     .converter
-                    .from_payloads(&payloads)
+                    .decode_args(&payloads)
                     .map_err(|e| fail(ActivityFailedKind::Decode(e.to_string()), None))
             }
             Some(activity_resolution::Status::Failed(f)) => {
@@ -583,7 +589,9 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
                 Err(fail(ActivityFailedKind::Cancelled, c.failure))
             }
             Some(activity_resolution::Status::Backoff(_)) | None => Err(fail(
-                ActivityFailedKind::Decode("core sent an activity resolution without a result".into()),
+                ActivityFailedKind::Decode(
+                    "core sent an activity resolution without a result".into(),
+                ),
                 None,
             )),
         })
@@ -599,7 +607,9 @@ pub struct SignalChannel<T> {
 
 impl<T> std::fmt::Debug for SignalChannel<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalChannel").field("name", &self.name).finish()
+        f.debug_struct("SignalChannel")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -619,7 +629,7 @@ impl<T: DeserializeOwned + 'static> SignalChannel<T> {
                     }
                 }
             };
-            Poll::Ready(self.ctx.shared.converter.from_payloads(&input))
+            Poll::Ready(self.ctx.shared.converter.decode_args(&input))
         })
     }
 
@@ -634,7 +644,7 @@ impl<T: DeserializeOwned + 'static> SignalChannel<T> {
             .get_mut(&self.name)?
             .pending
             .pop_front()?;
-        Some(self.ctx.shared.converter.from_payloads(&input))
+        Some(self.ctx.shared.converter.decode_args(&input))
     }
 }
 

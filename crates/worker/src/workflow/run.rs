@@ -71,7 +71,9 @@ impl WorkflowRun {
         match catch_unwind(AssertUnwindSafe(|| self.activate_inner(act))) {
             Ok(Ok(commands)) => WorkflowActivationCompletion {
                 run_id,
-                status: Some(workflow_activation_completion::Status::Successful(commands.into())),
+                status: Some(workflow_activation_completion::Status::Successful(
+                    commands.into(),
+                )),
                 ..Default::default()
             },
             Ok(Err(failure)) => WorkflowActivationCompletion::fail(run_id, failure, None),
@@ -98,8 +100,7 @@ impl WorkflowRun {
     fn activate_inner(
         &mut self,
         act: WorkflowActivation,
-    ) -> Result<Vec<trellis_core_proto::coresdk::workflow_commands::WorkflowCommand>, Failure>
-    {
+    ) -> Result<Vec<trellis_core_proto::coresdk::workflow_commands::WorkflowCommand>, Failure> {
         use workflow_activation_job::Variant as J;
         self.shared.set_activation_facts(
             act.timestamp.as_ref().map(from_proto_timestamp),
@@ -134,13 +135,15 @@ impl WorkflowRun {
                 J::QueryWorkflow(q) => queries.push(q),
                 J::NotifyHasPatch(_) => {}
                 J::DoUpdate(u) => {
-                    let failure = self.failures.application_to_failure(&ApplicationFailure::new(
-                        "UnknownUpdate",
-                        format!(
-                            "workflow type {} has no handler for update {:?}",
-                            self.shared.info.workflow_type, u.name
-                        ),
-                    ));
+                    let failure = self
+                        .failures
+                        .application_to_failure(&ApplicationFailure::new(
+                            "UnknownUpdate",
+                            format!(
+                                "workflow type {} has no handler for update {:?}",
+                                self.shared.info.workflow_type, u.name
+                            ),
+                        ));
                     self.shared
                         .push_command(workflow_command::Variant::UpdateResponse(UpdateResponse {
                             protocol_instance_id: u.protocol_instance_id,
@@ -149,14 +152,16 @@ impl WorkflowRun {
                 }
                 J::RemoveFromCache(_) => {}
                 other => {
-                    return Err(self.failures.application_to_failure(&ApplicationFailure::new(
-                        "UnsupportedJob",
-                        format!(
-                            "this Trellis version cannot apply {} to workflow type {}",
-                            job_name(&other),
-                            self.shared.info.workflow_type
-                        ),
-                    )));
+                    return Err(self
+                        .failures
+                        .application_to_failure(&ApplicationFailure::new(
+                            "UnsupportedJob",
+                            format!(
+                                "this Trellis version cannot apply {} to workflow type {}",
+                                job_name(&other),
+                                self.shared.info.workflow_type
+                            ),
+                        )));
                 }
             }
         }
@@ -166,9 +171,11 @@ impl WorkflowRun {
         for q in queries {
             let result = match self.shared.query_handler(&q.query_type) {
                 Some(handler) => handler(&q.arguments),
-                None if q.query_type == "__stack_trace" => Ok(trellis_converter::DataConverter::default()
-                    .to_payload("stack traces are not available for Trellis workflows")
-                    .map_err(|e| e.to_string())?),
+                None if q.query_type == "__stack_trace" => {
+                    Ok(trellis_converter::DataConverter::default()
+                        .encode("stack traces are not available for Trellis workflows")
+                        .map_err(|e| e.to_string())?)
+                }
                 None => Err(format!(
                     "workflow type {} has no handler for query {:?}; known queries: [{}]",
                     self.shared.info.workflow_type,
@@ -208,13 +215,11 @@ impl WorkflowRun {
             if let Poll::Ready(result) = main.as_mut().poll(&mut cx) {
                 self.main = None;
                 let variant = match result {
-                    Ok(payload) => {
-                        workflow_command::Variant::CompleteWorkflowExecution(
-                            CompleteWorkflowExecution {
-                                result: Some(payload),
-                            },
-                        )
-                    }
+                    Ok(payload) => workflow_command::Variant::CompleteWorkflowExecution(
+                        CompleteWorkflowExecution {
+                            result: Some(payload),
+                        },
+                    ),
                     Err(err) => match classify(&err, &self.failures) {
                         Outcome::FailWorkflow(failure) => {
                             workflow_command::Variant::FailWorkflowExecution(
@@ -233,14 +238,16 @@ impl WorkflowRun {
                 return Ok(());
             }
         }
-        Err(self.failures.application_to_failure(&ApplicationFailure::new(
-            "WorkflowBusyLoop",
-            format!(
-                "workflow {} woke itself {MAX_POLLS_PER_ACTIVATION} times without waiting on \
+        Err(self
+            .failures
+            .application_to_failure(&ApplicationFailure::new(
+                "WorkflowBusyLoop",
+                format!(
+                    "workflow {} woke itself {MAX_POLLS_PER_ACTIVATION} times without waiting on \
                  anything",
-                self.shared.info.workflow_type
-            ),
-        )))
+                    self.shared.info.workflow_type
+                ),
+            )))
     }
 }
 
