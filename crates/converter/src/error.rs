@@ -55,7 +55,10 @@ impl ConversionError {
     /// The same error, naming `type_name` as the Rust type converted.
     pub fn for_type(self, name: &'static str) -> Self {
         match self {
-            Self::Encode { cause, .. } => Self::Encode { type_name: name, cause },
+            Self::Encode { cause, .. } => Self::Encode {
+                type_name: name,
+                cause,
+            },
             Self::Decode { payload, cause, .. } => Self::Decode {
                 type_name: name,
                 payload,

@@ -70,10 +70,7 @@ pub trait PayloadConverter: Send + Sync + std::fmt::Debug + 'static {
 /// Typed helpers over any [`PayloadConverter`].
 pub trait PayloadConverterExt: PayloadConverter {
     /// Encodes `value` into one payload.
-    fn encode<T: serde::Serialize + ?Sized>(
-        &self,
-        value: &T,
-    ) -> Result<Payload, ConversionError> {
+    fn encode<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<Payload, ConversionError> {
         self.encode_erased(&value)
             .map_err(|e| e.for_type(std::any::type_name::<T>()))
     }

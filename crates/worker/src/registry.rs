@@ -57,9 +57,7 @@ impl WorkflowDefinition {
             let f = f.clone();
             Box::pin(async move {
                 let converter: DataConverter = ctx.data_converter().clone();
-                let input: I = converter
-                    .decode_args(&args)
-                    .map_err(WorkflowError::task)?;
+                let input: I = converter.decode_args(&args).map_err(WorkflowError::task)?;
                 let output = f(ctx, input).await?;
                 converter
                     .payloads()
