@@ -106,7 +106,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     println!("dev server on {}", server.address());
     println!("== tests");
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]);
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
     cmd.args(extra);
     cmd.env("TRELLIS_TEST_ADDRESS", server.address())
         .env("TRELLIS_PYTHON", &python);

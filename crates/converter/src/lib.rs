@@ -15,9 +15,9 @@
 //! use trellis_converter::DataConverter;
 //!
 //! let dc = DataConverter::default();
-//! let p = dc.payloads().encode(&("Hello", 3)).unwrap();
+//! let p = dc.encode(&("Hello", 3)).unwrap();
 //! assert_eq!(p.data, br#"["Hello",3]"#);
-//! let back: (String, u32) = dc.payloads().decode(&p).unwrap();
+//! let back: (String, u32) = dc.decode(&p).unwrap();
 //! assert_eq!(back, ("Hello".to_string(), 3));
 //! ```
 #![forbid(unsafe_code)]
