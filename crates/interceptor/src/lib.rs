@@ -19,8 +19,10 @@
 
 mod from_fn;
 pub mod grpc;
+mod local;
 
 pub use from_fn::{FromFn, FromFnLayer, Next, from_fn};
+pub use local::{LocalBoxService, LocalFromFnLayer, LocalNext, local_from_fn};
 
 /// A boxed error that crosses service boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

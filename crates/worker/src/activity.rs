@@ -19,7 +19,11 @@ use trellis_core_proto::coresdk::activity_task::{ActivityTask, Start, activity_t
 use trellis_core_proto::coresdk::{ActivityHeartbeat, ActivityTaskCompletion};
 use trellis_core_proto::time::{from_proto_duration, from_proto_timestamp};
 
+use tower::ServiceExt;
+use trellis_interceptor::BoxError;
+
 use crate::error::{ActivityError, WorkerError, panic_message};
+use crate::interceptors::{ActivityCancelled, ActivityRequest, ActivityService};
 use crate::registry::ActivityRegistry;
 
 /// Facts about the running activity attempt.
@@ -129,7 +133,7 @@ type Cancels = Arc<Mutex<HashMap<Vec<u8>, CancellationToken>>>;
 /// has been reported).
 pub(crate) async fn run_activities(
     core: Arc<CoreWorker>,
-    registry: Arc<ActivityRegistry>,
+    service: ActivityService,
     converter: DataConverter,
     task_queue: String,
 ) -> Result<(), WorkerError> {
@@ -156,7 +160,7 @@ pub(crate) async fn run_activities(
                     .insert(task.task_token.clone(), token.clone());
                 running.spawn(run_one(
                     core.clone(),
-                    registry.clone(),
+                    service.clone(),
                     converter.clone(),
                     task_queue.clone(),
                     cancels.clone(),
@@ -183,10 +187,36 @@ pub(crate) async fn run_activities(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The innermost activity service: finds the registered function and runs it.
+pub(crate) fn base_activity_service(registry: Arc<ActivityRegistry>) -> ActivityService {
+    ActivityService::new(tower::service_fn(move |req: ActivityRequest| {
+        let registry = registry.clone();
+        async move {
+            let info = req.context.info();
+            let Some(f) = registry.get(&info.activity_type) else {
+                return Err(BoxError::from(ApplicationFailure::new(
+                    "NotFoundError",
+                    format!(
+                        "activity type {:?} is not registered on this worker (task queue {:?}); \
+                         registered types: [{}]",
+                        info.activity_type,
+                        info.task_queue,
+                        registry.names().join(", ")
+                    ),
+                )));
+            };
+            match f(req.context, req.args).await {
+                Ok(p) => Ok(p),
+                Err(ActivityError::Cancelled) => Err(BoxError::from(ActivityCancelled)),
+                Err(ActivityError::Failed(e)) => Err(e),
+            }
+        }
+    }))
+}
+
 async fn run_one(
     core: Arc<CoreWorker>,
-    registry: Arc<ActivityRegistry>,
+    service: ActivityService,
     converter: DataConverter,
     task_queue: String,
     cancels: Cancels,
@@ -195,6 +225,7 @@ async fn run_one(
     cancel: CancellationToken,
 ) {
     let execution = start.workflow_execution.clone().unwrap_or_default();
+    let headers = start.header_fields;
     let info = ActivityInfo {
         activity_id: start.activity_id.clone(),
         activity_type: start.activity_type.clone(),
@@ -210,54 +241,43 @@ async fn run_one(
             .start_to_close_timeout
             .as_ref()
             .map(from_proto_duration),
-        headers: start.header_fields,
+        headers: headers.clone(),
     };
     let failures = converter.failures().clone();
-    let result = match registry.get(&info.activity_type) {
-        None => ActivityExecutionResult::fail(failures.application_to_failure(
-            &ApplicationFailure::new(
-                "NotFoundError",
-                format!(
-                    "activity type {:?} is not registered on this worker (task queue {:?}); \
-                     registered types: [{}]",
-                    info.activity_type,
-                    info.task_queue,
-                    registry.names().join(", ")
-                ),
-            ),
-        )),
-        Some(f) => {
-            let activity_type = info.activity_type.clone();
-            let ctx = ActivityContext {
-                inner: Arc::new(ContextInner {
-                    info,
-                    task_token: task_token.clone(),
-                    heartbeat_details: start.heartbeat_details,
-                    cancel: cancel.clone(),
-                    converter,
-                    core: Arc::downgrade(&core),
-                }),
-            };
-            let fut = f(ctx, start.input);
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
-                Ok(Err(ActivityError::Cancelled)) => {
-                    ActivityExecutionResult::cancel_from_details(None)
-                }
-                Ok(Err(ActivityError::Failed(e))) => {
-                    ActivityExecutionResult::fail(failures.error_to_failure(&*e))
-                }
-                Err(panic) => {
-                    let msg = format!(
-                        "activity {activity_type} panicked: {}",
-                        panic_message(&*panic)
-                    );
-                    tracing::warn!("{msg}");
-                    ActivityExecutionResult::fail(
-                        failures.application_to_failure(&ApplicationFailure::new("Panic", msg)),
-                    )
-                }
-            }
+    let activity_type = info.activity_type.clone();
+    let context = ActivityContext {
+        inner: Arc::new(ContextInner {
+            info,
+            task_token: task_token.clone(),
+            heartbeat_details: start.heartbeat_details,
+            cancel: cancel.clone(),
+            converter,
+            core: Arc::downgrade(&core),
+        }),
+    };
+    let request = ActivityRequest {
+        context,
+        args: start.input,
+        headers,
+    };
+    let result = match AssertUnwindSafe(service.oneshot(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
+        Ok(Err(e)) if e.is::<ActivityCancelled>() => {
+            ActivityExecutionResult::cancel_from_details(None)
+        }
+        Ok(Err(e)) => ActivityExecutionResult::fail(failures.error_to_failure(&*e)),
+        Err(panic) => {
+            let msg = format!(
+                "activity {activity_type} panicked: {}",
+                panic_message(&*panic)
+            );
+            tracing::warn!("{msg}");
+            ActivityExecutionResult::fail(
+                failures.application_to_failure(&ApplicationFailure::new("Panic", msg)),
+            )
         }
     };
     cancels

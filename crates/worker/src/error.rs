@@ -144,7 +144,9 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
     }
     if let Some(a) = e.downcast_ref::<ActivityFailed>() {
         return match &a.kind {
-            ActivityFailedKind::InvalidOptions(_) | ActivityFailedKind::Decode(_) => {
+            ActivityFailedKind::InvalidOptions(_)
+            | ActivityFailedKind::Decode(_)
+            | ActivityFailedKind::Rejected(_) => {
                 Outcome::FailTask(failures.application_to_failure(&ApplicationFailure::new(
                     "ActivityError",
                     a.to_string(),
@@ -172,6 +174,9 @@ pub enum ActivityFailedKind {
     /// The activity completed but its result does not decode into the requested type. Fails
     /// the workflow task, not the workflow.
     Decode(String),
+    /// A workflow outbound interceptor refused or replaced the call. Fails the workflow task,
+    /// not the workflow.
+    Rejected(String),
 }
 
 /// An activity called from a workflow failed. Returned with `?` from a workflow, it fails the
@@ -214,6 +219,13 @@ impl std::fmt::Display for ActivityFailed {
                     f,
                     "activity {} cannot be scheduled: {msg}",
                     self.activity_type
+                );
+            }
+            ActivityFailedKind::Rejected(msg) => {
+                return write!(
+                    f,
+                    "activity {} (id {}) was refused by an interceptor: {msg}",
+                    self.activity_type, self.activity_id
                 );
             }
             ActivityFailedKind::Decode(msg) => {

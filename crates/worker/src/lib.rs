@@ -48,6 +48,7 @@
 
 mod activity;
 mod error;
+pub mod interceptors;
 mod registry;
 mod worker;
 mod workflow;

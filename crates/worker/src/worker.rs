@@ -15,12 +15,21 @@ use trellis_client::Client;
 use trellis_converter::DataConverter;
 use trellis_core_proto::coresdk::workflow_completion::WorkflowActivationCompletion;
 
-use crate::activity::{ActivityContext, run_activities};
+use tower::ServiceExt;
+use trellis_core_proto::Payload;
+use trellis_interceptor::BoxError;
+
+use crate::activity::{ActivityContext, base_activity_service, run_activities};
 use crate::error::{ActivityError, WorkerError, WorkflowError};
+use crate::interceptors::{
+    ActivityLayer, ActivityRequest, ActivityService, WorkflowInboundService, WorkflowLayers,
+    WorkflowOutboundService,
+};
 use crate::registry::{
     ActivityDefinition, ActivityRegistry, WorkflowDefinition, WorkflowRegistry, build_registries,
 };
 use crate::workflow::context::WorkflowContext;
+use crate::workflow::context::WorkflowInfo;
 use crate::workflow::thread::{ThreadSetup, WorkflowThread};
 
 /// What a worker serves and how hard it works.
@@ -41,6 +50,8 @@ pub struct WorkerConfig {
     pub graceful_shutdown_timeout: Option<Duration>,
     workflows: Vec<(String, WorkflowDefinition)>,
     activities: Vec<(String, ActivityDefinition)>,
+    activity_layers: Vec<ActivityLayer>,
+    workflow_layers: WorkflowLayers,
 }
 
 const CONFIG_SOURCE: &str = "the worker's configuration";
@@ -57,7 +68,59 @@ impl WorkerConfig {
             graceful_shutdown_timeout: None,
             workflows: Vec::new(),
             activities: Vec::new(),
+            activity_layers: Vec::new(),
+            workflow_layers: WorkflowLayers::default(),
         }
+    }
+
+    /// Adds a tower layer around every activity attempt (after those already added, so inside
+    /// them: the first added is the outermost). Any layer whose service keeps the request and
+    /// response types fits, e.g. `tower::timeout::TimeoutLayer` or
+    /// `tower::limit::ConcurrencyLimitLayer`, or a hook made with
+    /// [`from_fn`](trellis_interceptor::from_fn).
+    pub fn activity_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ActivityService> + Send + Sync + 'static,
+        L::Service:
+            tower::Service<ActivityRequest, Response = Payload> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<ActivityRequest>>::Error: Into<BoxError> + 'static,
+        <L::Service as tower::Service<ActivityRequest>>::Future: Send + 'static,
+    {
+        self.activity_layers
+            .push(ActivityLayer::new(tower::layer::layer_fn(
+                move |inner: ActivityService| {
+                    ActivityService::new(layer.layer(inner).map_err(Into::into))
+                },
+            )));
+        self
+    }
+
+    /// Adds a layer around every workflow run's inbound service (execute, signal, query):
+    /// `make(info, inner)` wraps `inner` for the run described by `info`. The first added is
+    /// the outermost. Usually `make` applies a
+    /// [`local_from_fn`](trellis_interceptor::local_from_fn) layer.
+    pub fn workflow_inbound_layer<F>(mut self, make: F) -> Self
+    where
+        F: Fn(&WorkflowInfo, WorkflowInboundService) -> WorkflowInboundService
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.workflow_layers.inbound.push(Arc::new(make));
+        self
+    }
+
+    /// Adds a layer around every workflow run's outbound service (schedule activity, start
+    /// timer), built per run like [`WorkerConfig::workflow_inbound_layer`].
+    pub fn workflow_outbound_layer<F>(mut self, make: F) -> Self
+    where
+        F: Fn(&WorkflowInfo, WorkflowOutboundService) -> WorkflowOutboundService
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.workflow_layers.outbound.push(Arc::new(make));
+        self
     }
 
     /// Registers a workflow: `f(ctx, input)` runs each run of type `name`.
@@ -146,6 +209,8 @@ pub struct Worker {
     _runtime: CoreRuntime,
     workflows: Arc<WorkflowRegistry>,
     activities: Arc<ActivityRegistry>,
+    activity_layers: Vec<ActivityLayer>,
+    workflow_layers: WorkflowLayers,
     converter: DataConverter,
     namespace: String,
     task_queue: String,
@@ -219,6 +284,8 @@ impl Worker {
             _runtime: runtime,
             workflows: Arc::new(workflows),
             activities: Arc::new(activities),
+            activity_layers: config.activity_layers,
+            workflow_layers: config.workflow_layers,
             converter: client.data_converter().clone(),
             namespace: client.namespace().to_owned(),
             task_queue: config.task_queue,
@@ -259,6 +326,8 @@ impl Worker {
             _runtime,
             workflows,
             activities,
+            activity_layers,
+            workflow_layers,
             converter,
             namespace,
             task_queue,
@@ -271,6 +340,7 @@ impl Worker {
                 converter: converter.clone(),
                 namespace,
                 task_queue: task_queue.clone(),
+                layers: workflow_layers,
             })
             .map_err(|e| WorkerError::Init {
                 task_queue: task_queue.clone(),
@@ -279,9 +349,13 @@ impl Worker {
             loops.spawn(run_workflows(core.clone(), thread));
         }
         if !activities.is_empty() {
+            let mut service = base_activity_service(activities.clone());
+            for layer in activity_layers.iter().rev() {
+                service = tower::Layer::layer(layer, service);
+            }
             loops.spawn(run_activities(
                 core.clone(),
-                activities.clone(),
+                service,
                 converter.clone(),
                 task_queue.clone(),
             ));

@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
+use futures::future::LocalBoxFuture;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tower::ServiceExt;
 use trellis_converter::{ConversionError, DataConverter, IntoPayloads};
 use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::RetryPolicy;
@@ -24,8 +26,14 @@ use trellis_core_proto::coresdk::workflow_commands::{
     ScheduleActivity, StartTimer, WorkflowCommand, workflow_command,
 };
 use trellis_core_proto::time::to_proto_duration;
+use trellis_interceptor::LocalBoxService;
 
-use crate::error::{ActivityFailed, ActivityFailedKind};
+use crate::error::{ActivityFailed, ActivityFailedKind, WorkflowError};
+use crate::interceptors::{
+    StartTimerInput, WorkflowOutbound, WorkflowOutboundResponse, WorkflowOutboundService,
+};
+
+type OutboundFuture = LocalBoxFuture<'static, Result<WorkflowOutboundResponse, WorkflowError>>;
 
 /// Facts about the running workflow.
 #[derive(Debug, Clone)]
@@ -93,12 +101,16 @@ pub(crate) struct RunState {
     rng: SmallRng,
     cancel_requested: Option<String>,
     cancel_wakers: Vec<Waker>,
+    /// A failure raised outside the main future (e.g. an outbound interceptor refused a timer):
+    /// it fails the current workflow task.
+    fatal: Option<Failure>,
 }
 
 pub(crate) struct RunShared {
     pub(crate) state: RefCell<RunState>,
     pub(crate) converter: DataConverter,
     pub(crate) info: WorkflowInfo,
+    pub(crate) outbound: RefCell<Option<WorkflowOutboundService>>,
 }
 
 /// The handle workflow code uses to talk to Temporal. Cheap to clone; it lives only on the
@@ -134,9 +146,11 @@ impl WorkflowContext {
                     rng: SmallRng::seed_from_u64(seed),
                     cancel_requested: None,
                     cancel_wakers: Vec::new(),
+                    fatal: None,
                 }),
                 converter,
                 info,
+                outbound: RefCell::new(None),
             }),
         }
     }
@@ -185,17 +199,6 @@ impl WorkflowContext {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
-    fn push(&self, variant: workflow_command::Variant) {
-        self.shared
-            .state
-            .borrow_mut()
-            .commands
-            .push(WorkflowCommand {
-                variant: Some(variant),
-                ..Default::default()
-            });
-    }
-
     fn next_seq(&self) -> u32 {
         let mut st = self.shared.state.borrow_mut();
         let seq = st.next_seq;
@@ -207,18 +210,24 @@ impl WorkflowContext {
     /// restarts.
     pub fn timer(&self, duration: Duration) -> Timer {
         let seq = self.next_seq();
-        self.shared
-            .state
-            .borrow_mut()
-            .timers
-            .insert(seq, Slot::default());
-        self.push(workflow_command::Variant::StartTimer(StartTimer {
+        let fut = self.outbound(WorkflowOutbound::StartTimer(StartTimerInput {
             seq,
-            start_to_fire_timeout: Some(to_proto_duration(duration)),
+            duration,
         }));
         Timer {
             ctx: self.clone(),
-            seq,
+            fut,
+        }
+    }
+
+    /// Sends a request through the run's outbound stack.
+    fn outbound(&self, req: WorkflowOutbound) -> OutboundFuture {
+        let svc = self.shared.outbound.borrow().clone();
+        match svc {
+            Some(svc) => Box::pin(svc.oneshot(req)),
+            None => Box::pin(std::future::ready(Err(WorkflowError::task(
+                "the workflow's outbound stack is not set up",
+            )))),
         }
     }
 
@@ -349,6 +358,10 @@ impl RunShared {
         v
     }
 
+    pub(crate) fn take_fatal(&self) -> Option<Failure> {
+        self.state.borrow_mut().fatal.take()
+    }
+
     pub(crate) fn take_commands(&self) -> Vec<WorkflowCommand> {
         std::mem::take(&mut self.state.borrow_mut().commands)
     }
@@ -365,27 +378,29 @@ impl RunShared {
 #[must_use = "a timer does nothing unless awaited"]
 pub struct Timer {
     ctx: WorkflowContext,
-    seq: u32,
+    fut: OutboundFuture,
 }
 
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timer").field("seq", &self.seq).finish()
+        f.debug_struct("Timer").finish_non_exhaustive()
     }
 }
 
 impl Future for Timer {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.ctx.shared.state.borrow_mut();
-        let slot = st.timers.entry(self.seq).or_default();
-        if slot.result.take().is_some() {
-            st.timers.remove(&self.seq);
-            Poll::Ready(())
-        } else {
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(_)) => Poll::Ready(()),
+            Poll::Ready(Err(e)) => {
+                // A timer has no error path in workflow code: an interceptor that refuses one
+                // fails the workflow task, and the timer never completes.
+                let failure = self.ctx.shared.converter.failures().error_to_failure(&*e.0);
+                self.ctx.shared.state.borrow_mut().fatal = Some(failure);
+                Poll::Pending
+            }
         }
     }
 }
@@ -489,14 +504,10 @@ impl ActivityCall {
             )),
             _ => None,
         };
-        if early.is_none() {
-            ctx.shared
-                .state
-                .borrow_mut()
-                .activities
-                .insert(seq, Slot::default());
-            ctx.push(workflow_command::Variant::ScheduleActivity(
-                ScheduleActivity {
+        let fut = match early {
+            Some(e) => Err(e),
+            None => Ok(
+                ctx.outbound(WorkflowOutbound::ScheduleActivity(ScheduleActivity {
                     seq,
                     activity_id: activity_id.clone(),
                     activity_type: self.activity_type.clone(),
@@ -510,15 +521,14 @@ impl ActivityCall {
                     heartbeat_timeout: self.heartbeat.map(to_proto_duration),
                     retry_policy: self.retry_policy,
                     ..Default::default()
-                },
-            ));
-        }
+                })),
+            ),
+        };
         ActivityFuture {
             ctx,
-            seq,
             activity_type: self.activity_type,
             activity_id,
-            early,
+            fut: Some(fut),
             _t: PhantomData,
         }
     }
@@ -528,10 +538,9 @@ impl ActivityCall {
 #[must_use = "an activity's result is lost unless awaited"]
 pub struct ActivityFuture<T> {
     ctx: WorkflowContext,
-    seq: u32,
     activity_type: String,
     activity_id: String,
-    early: Option<ActivityFailed>,
+    fut: Option<Result<OutboundFuture, ActivityFailed>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -550,28 +559,43 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
     type Output = Result<T, ActivityFailed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(e) = self.early.take() {
-            return Poll::Ready(Err(e));
-        }
-        let resolution = {
-            let mut st = self.ctx.shared.state.borrow_mut();
-            let slot = st.activities.entry(self.seq).or_default();
-            match slot.result.take() {
-                Some(r) => {
-                    st.activities.remove(&self.seq);
-                    r
-                }
-                None => {
-                    slot.waker = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
-            }
-        };
-        let fail = |kind, failure: Option<Failure>| ActivityFailed {
-            activity_type: self.activity_type.clone(),
-            activity_id: self.activity_id.clone(),
+        let fail = |this: &Self, kind, failure: Option<Failure>| ActivityFailed {
+            activity_type: this.activity_type.clone(),
+            activity_id: this.activity_id.clone(),
             kind,
             failure: failure.unwrap_or_default(),
+        };
+        let outcome = match self.fut.as_mut() {
+            None => panic!("ActivityFuture polled after it completed"),
+            Some(Err(_)) => match self.fut.take() {
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                _ => unreachable!(),
+            },
+            Some(Ok(fut)) => match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            },
+        };
+        self.fut = None;
+        let resolution = match outcome {
+            Ok(WorkflowOutboundResponse::ActivityResolved(r)) => r,
+            Ok(other) => {
+                return Poll::Ready(Err(fail(
+                    &self,
+                    ActivityFailedKind::Rejected(format!(
+                        "an outbound interceptor answered with {other:?}"
+                    )),
+                    None,
+                )));
+            }
+            Err(e) => {
+                return Poll::Ready(Err(match e.0.downcast::<ActivityFailed>() {
+                    Ok(a) => *a,
+                    Err(other) => {
+                        fail(&self, ActivityFailedKind::Rejected(other.to_string()), None)
+                    }
+                }));
+            }
         };
         Poll::Ready(match resolution.status {
             Some(activity_resolution::Status::Completed(s)) => {
@@ -580,15 +604,16 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
                     .shared
                     .converter
                     .decode_args(&payloads)
-                    .map_err(|e| fail(ActivityFailedKind::Decode(e.to_string()), None))
+                    .map_err(|e| fail(&self, ActivityFailedKind::Decode(e.to_string()), None))
             }
             Some(activity_resolution::Status::Failed(f)) => {
-                Err(fail(ActivityFailedKind::Failed, f.failure))
+                Err(fail(&self, ActivityFailedKind::Failed, f.failure))
             }
             Some(activity_resolution::Status::Cancelled(c)) => {
-                Err(fail(ActivityFailedKind::Cancelled, c.failure))
+                Err(fail(&self, ActivityFailedKind::Cancelled, c.failure))
             }
             Some(activity_resolution::Status::Backoff(_)) | None => Err(fail(
+                &self,
                 ActivityFailedKind::Decode(
                     "core sent an activity resolution without a result".into(),
                 ),
@@ -672,4 +697,74 @@ impl Future for CancelRequested {
             }
         }
     }
+}
+
+/// The innermost outbound service of a run: issues the command and waits for core's answer.
+/// Holds the run weakly, so the run's state and its stack do not keep each other alive.
+pub(crate) fn base_outbound(shared: &Rc<RunShared>) -> WorkflowOutboundService {
+    let weak = Rc::downgrade(shared);
+    LocalBoxService::from_fn(move |req: WorkflowOutbound| {
+        let weak = weak.clone();
+        let issued = weak.upgrade().map(|shared| match req {
+            WorkflowOutbound::ScheduleActivity(cmd) => {
+                let seq = cmd.seq;
+                shared
+                    .state
+                    .borrow_mut()
+                    .activities
+                    .insert(seq, Slot::default());
+                shared.push_command(workflow_command::Variant::ScheduleActivity(cmd));
+                Wait::Activity(seq)
+            }
+            WorkflowOutbound::StartTimer(t) => {
+                shared
+                    .state
+                    .borrow_mut()
+                    .timers
+                    .insert(t.seq, Slot::default());
+                shared.push_command(workflow_command::Variant::StartTimer(StartTimer {
+                    seq: t.seq,
+                    start_to_fire_timeout: Some(to_proto_duration(t.duration)),
+                }));
+                Wait::Timer(t.seq)
+            }
+        });
+        std::future::poll_fn(move |cx| {
+            let (Some(wait), Some(shared)) = (issued, weak.upgrade()) else {
+                return Poll::Ready(Err(WorkflowError::task("the workflow run is gone")));
+            };
+            let mut st = shared.state.borrow_mut();
+            match wait {
+                Wait::Activity(seq) => {
+                    let slot = st.activities.entry(seq).or_default();
+                    match slot.result.take() {
+                        Some(r) => {
+                            st.activities.remove(&seq);
+                            Poll::Ready(Ok(WorkflowOutboundResponse::ActivityResolved(r)))
+                        }
+                        None => {
+                            slot.waker = Some(cx.waker().clone());
+                            Poll::Pending
+                        }
+                    }
+                }
+                Wait::Timer(seq) => {
+                    let slot = st.timers.entry(seq).or_default();
+                    if slot.result.take().is_some() {
+                        st.timers.remove(&seq);
+                        Poll::Ready(Ok(WorkflowOutboundResponse::TimerFired))
+                    } else {
+                        slot.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
+        })
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    Activity(u32),
+    Timer(u32),
 }

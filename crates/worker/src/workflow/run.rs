@@ -23,8 +23,16 @@ use trellis_core_proto::coresdk::workflow_completion::{
 };
 use trellis_core_proto::time::from_proto_timestamp;
 
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
+use tower::ServiceExt;
+
 use super::context::{RunShared, WorkflowContext};
 use crate::error::{Outcome, WorkflowError, classify, panic_message};
+use crate::interceptors::{
+    ExecuteWorkflow, QueryInput, SignalInput, WorkflowInbound, WorkflowInboundResponse,
+    WorkflowInboundService,
+};
 
 /// The future of a workflow's main function, result already encoded.
 pub(crate) type WorkflowFuture = Pin<Box<dyn Future<Output = Result<Payload, WorkflowError>>>>;
@@ -45,18 +53,37 @@ impl Wake for WakeFlag {
 
 pub(crate) struct WorkflowRun {
     shared: Rc<RunShared>,
+    inbound: WorkflowInboundService,
     main: Option<WorkflowFuture>,
+    /// Signal deliveries whose interceptors are still waiting on something.
+    signals: Vec<LocalBoxFuture<'static, Result<WorkflowInboundResponse, WorkflowError>>>,
     woken: Arc<WakeFlag>,
     waker: Waker,
     failures: FailureConverter,
 }
 
 impl WorkflowRun {
-    pub(crate) fn new(ctx: WorkflowContext, main: WorkflowFuture) -> Self {
+    pub(crate) fn new(
+        ctx: WorkflowContext,
+        inbound: WorkflowInboundService,
+        execute: ExecuteWorkflow,
+    ) -> Self {
         let woken = Arc::new(WakeFlag(AtomicBool::new(true)));
+        let main = inbound
+            .clone()
+            .oneshot(WorkflowInbound::Execute(execute))
+            .map(|r| match r {
+                Ok(WorkflowInboundResponse::Completed(p)) => Ok(p),
+                Ok(other) => Err(WorkflowError::task(format!(
+                    "a workflow inbound interceptor answered execute with {other:?}"
+                ))),
+                Err(e) => Err(e),
+            });
         Self {
             shared: ctx.shared.clone(),
-            main: Some(main),
+            inbound,
+            main: Some(Box::pin(main)),
+            signals: Vec::new(),
             waker: Waker::from(woken.clone()),
             woken,
             failures: ctx.shared.converter.failures().clone(),
@@ -125,7 +152,15 @@ impl WorkflowRun {
                 }
                 J::UpdateRandomSeed(s) => self.shared.reseed(s.randomness_seed),
                 J::SignalWorkflow(s) => {
-                    self.shared.signal(&s.signal_name, s.input);
+                    let delivery =
+                        self.inbound
+                            .clone()
+                            .oneshot(WorkflowInbound::Signal(SignalInput {
+                                name: s.signal_name,
+                                args: s.input,
+                                headers: s.headers,
+                            }));
+                    self.signals.push(Box::pin(delivery));
                     needs_poll = true;
                 }
                 J::CancelWorkflow(c) => {
@@ -168,20 +203,28 @@ impl WorkflowRun {
         if needs_poll {
             self.poll_main()?;
         }
+        if let Some(failure) = self.shared.take_fatal() {
+            return Err(failure);
+        }
         for q in queries {
-            let result = match self.shared.query_handler(&q.query_type) {
-                Some(handler) => handler(&q.arguments),
-                None if q.query_type == "__stack_trace" => {
-                    Ok(trellis_converter::DataConverter::default()
-                        .encode("stack traces are not available for Trellis workflows")
-                        .map_err(|e| e.to_string())?)
-                }
-                None => Err(format!(
-                    "workflow type {} has no handler for query {:?}; known queries: [{}]",
-                    self.shared.info.workflow_type,
-                    q.query_type,
-                    self.shared.query_names().join(", ")
+            let mut answer = self
+                .inbound
+                .clone()
+                .oneshot(WorkflowInbound::Query(QueryInput {
+                    name: q.query_type,
+                    args: q.arguments,
+                    headers: q.headers,
+                }));
+            let mut cx = Context::from_waker(Waker::noop());
+            let result = match Pin::new(&mut answer).poll(&mut cx) {
+                Poll::Ready(Ok(WorkflowInboundResponse::QueryAnswer(p))) => Ok(p),
+                Poll::Ready(Ok(other)) => Err(format!(
+                    "a workflow inbound interceptor answered a query with {other:?}"
                 )),
+                Poll::Ready(Err(e)) => Err(e.to_string()),
+                Poll::Pending => Err("the query handler (or an interceptor) waited on \
+                                      something; queries must answer at once"
+                    .to_owned()),
             };
             let variant = match result {
                 Ok(response) => query_result::Variant::Succeeded(QuerySuccess {
@@ -205,9 +248,25 @@ impl WorkflowRun {
     /// resolve, or finished.
     fn poll_main(&mut self) -> Result<(), Failure> {
         let mut cx = Context::from_waker(&self.waker);
+        // Always poll once: new signal deliveries have not been polled yet, whatever the flag.
+        self.woken.0.store(true, Ordering::Release);
         for _ in 0..MAX_POLLS_PER_ACTIVATION {
             if !self.woken.0.swap(false, Ordering::AcqRel) {
                 return Ok(());
+            }
+            // Signal deliveries first: a signal's interceptors run before the code that waits
+            // for it.
+            let mut i = 0;
+            while i < self.signals.len() {
+                match self.signals[i].as_mut().poll(&mut cx) {
+                    Poll::Pending => i += 1,
+                    Poll::Ready(r) => {
+                        drop(self.signals.swap_remove(i));
+                        if let Err(e) = r {
+                            return Err(self.failures.error_to_failure(&*e.0));
+                        }
+                    }
+                }
             }
             let Some(main) = self.main.as_mut() else {
                 return Ok(());

@@ -16,9 +16,18 @@ use trellis_core_proto::coresdk::workflow_activation::{
 use trellis_core_proto::coresdk::workflow_completion::WorkflowActivationCompletion;
 use trellis_core_proto::time::from_proto_timestamp;
 
-use super::context::{WorkflowContext, WorkflowInfo};
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
+use trellis_interceptor::LocalBoxService;
+
+use super::context::{WorkflowContext, WorkflowInfo, base_outbound};
 use super::run::WorkflowRun;
-use crate::registry::WorkflowRegistry;
+use crate::error::WorkflowError;
+use crate::interceptors::{
+    ExecuteWorkflow, WorkflowInbound, WorkflowInboundResponse, WorkflowInboundService,
+    WorkflowLayers,
+};
+use crate::registry::{WorkflowFactory, WorkflowRegistry};
 
 type Reply = oneshot::Sender<WorkflowActivationCompletion>;
 
@@ -33,6 +42,7 @@ pub(crate) struct ThreadSetup {
     pub(crate) converter: DataConverter,
     pub(crate) namespace: String,
     pub(crate) task_queue: String,
+    pub(crate) layers: WorkflowLayers,
 }
 
 impl WorkflowThread {
@@ -137,6 +147,59 @@ fn start_run(
         headers: init.headers.clone(),
     };
     let ctx = WorkflowContext::new(info, setup.converter.clone(), init.randomness_seed);
-    let main = factory(ctx.clone(), init.arguments);
-    Ok(WorkflowRun::new(ctx, main))
+    let info = &ctx.shared.info;
+    *ctx.shared.outbound.borrow_mut() =
+        Some(setup.layers.wrap_outbound(info, base_outbound(&ctx.shared)));
+    let inbound = setup
+        .layers
+        .wrap_inbound(info, base_inbound(&ctx, factory.clone()));
+    Ok(WorkflowRun::new(
+        ctx,
+        inbound,
+        ExecuteWorkflow {
+            args: init.arguments,
+            headers: init.headers,
+        },
+    ))
+}
+
+/// The innermost inbound service of a run: the workflow function, the signal queues and the
+/// query handlers.
+fn base_inbound(ctx: &WorkflowContext, factory: WorkflowFactory) -> WorkflowInboundService {
+    let ctx = ctx.clone();
+    LocalBoxService::from_fn(move |req: WorkflowInbound| {
+        let ctx = ctx.clone();
+        let factory = factory.clone();
+        let fut: LocalBoxFuture<'static, Result<WorkflowInboundResponse, WorkflowError>> = match req
+        {
+            WorkflowInbound::Execute(e) => {
+                Box::pin(factory(ctx, e.args).map(|r| r.map(WorkflowInboundResponse::Completed)))
+            }
+            WorkflowInbound::Signal(s) => {
+                ctx.shared.signal(&s.name, s.args);
+                Box::pin(std::future::ready(Ok(
+                    WorkflowInboundResponse::SignalAccepted,
+                )))
+            }
+            WorkflowInbound::Query(q) => {
+                let answer = match ctx.shared.query_handler(&q.name) {
+                    Some(handler) => handler(&q.args).map_err(WorkflowError::task),
+                    None if q.name == "__stack_trace" => ctx
+                        .data_converter()
+                        .encode("stack traces are not available for Trellis workflows")
+                        .map_err(WorkflowError::task),
+                    None => Err(WorkflowError::task(format!(
+                        "workflow type {} has no handler for query {:?}; known queries: [{}]",
+                        ctx.info().workflow_type,
+                        q.name,
+                        ctx.shared.query_names().join(", ")
+                    ))),
+                };
+                Box::pin(std::future::ready(
+                    answer.map(WorkflowInboundResponse::QueryAnswer),
+                ))
+            }
+        };
+        fut
+    })
 }
