@@ -1,39 +1,44 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::sync::Arc;
 use temporalio_client::grpc::WorkflowService;
 use temporalio_client::{Connection, ConnectionOptions, Url};
 use trellis_converter::{DataConverter, IntoPayloads};
-use trellis_core_proto::api::common::v1::{
-    Header, Memo, Payload, Payloads, RetryPolicy, WorkflowType,
-};
-use trellis_core_proto::api::enums::v1::{
-    TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-};
-use trellis_core_proto::api::taskqueue::v1::TaskQueue;
-use trellis_core_proto::api::workflowservice::v1::StartWorkflowExecutionRequest;
-use trellis_core_proto::time::to_proto_duration;
+
+use tower::ServiceExt;
+use trellis_core_proto::api::common::v1::{Payload, RetryPolicy};
+use trellis_core_proto::api::enums::v1::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 use trellis_interceptor::grpc::GrpcService;
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::handle::WorkflowHandle;
+use crate::interceptors::{
+    ClientCall, ClientCallResponse, ClientCallService, StartWorkflowCall, base_call_service,
+};
 use crate::stack;
 
 /// A connection to a Temporal namespace. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct Client {
-    connection: Connection,
-    grpc: GrpcService,
-    config: ClientConfig,
+    shared: Arc<Shared>,
+    calls: ClientCallService,
+}
+
+/// What every clone of a client shares.
+pub(crate) struct Shared {
+    pub(crate) connection: Connection,
+    pub(crate) grpc: GrpcService,
+    pub(crate) config: ClientConfig,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("address", &self.config.connect.address)
-            .field("namespace", &self.config.namespace)
-            .field("identity", &self.config.identity)
+            .field("address", &self.shared.config.connect.address)
+            .field("namespace", &self.shared.config.namespace)
+            .field("identity", &self.shared.config.identity)
             .finish_non_exhaustive()
     }
 }
@@ -104,45 +109,60 @@ impl Client {
         let connection = Connection::connect(options)
             .await
             .map_err(|e| bad(error_chain(&e)))?;
-        Ok(Self {
+        let layers = config.call_layers.clone();
+        let shared = Arc::new(Shared {
             connection,
             grpc,
             config,
-        })
+        });
+        let mut calls = base_call_service(shared.clone());
+        for layer in layers.iter().rev() {
+            calls = tower::Layer::layer(layer, calls);
+        }
+        Ok(Self { shared, calls })
+    }
+
+    /// Runs one call through the client-call stack.
+    pub async fn call(&self, call: ClientCall) -> Result<ClientCallResponse, ClientError> {
+        self.calls
+            .clone()
+            .oneshot(call)
+            .await
+            .map_err(ClientError::from_boxed)
     }
 
     /// The namespace.
     pub fn namespace(&self) -> &str {
-        &self.config.namespace
+        &self.shared.config.namespace
     }
 
     /// The identity reported to the server.
     pub fn identity(&self) -> &str {
-        &self.config.identity
+        &self.shared.config.identity
     }
 
     /// The data converter.
     pub fn data_converter(&self) -> &DataConverter {
-        &self.config.data_converter
+        &self.shared.config.data_converter
     }
 
     /// The configuration the client was built from.
     pub fn config(&self) -> &ClientConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// The gRPC service stack every RPC passes through.
     pub fn grpc_service(&self) -> &GrpcService {
-        &self.grpc
+        &self.shared.grpc
     }
 
     /// The engine connection (routed through [`Client::grpc_service`]); workers pass it to core.
     pub fn core_connection(&self) -> &Connection {
-        &self.connection
+        &self.shared.connection
     }
 
     pub(crate) fn workflow_service(&self) -> Box<dyn WorkflowService> {
-        self.connection.workflow_service()
+        self.shared.connection.workflow_service()
     }
 
     /// Starts a workflow with one input value.
@@ -170,48 +190,21 @@ impl Client {
     async fn start_workflow_raw(
         &self,
         workflow_type: &str,
-        input: Vec<Payload>,
+        args: Vec<Payload>,
         options: WorkflowOptions,
     ) -> Result<WorkflowHandle, ClientError> {
-        let request = StartWorkflowExecutionRequest {
-            namespace: self.config.namespace.clone(),
-            workflow_id: options.id.clone(),
-            workflow_type: Some(WorkflowType {
-                name: workflow_type.to_owned(),
-            }),
-            task_queue: Some(TaskQueue {
-                name: options.task_queue.clone(),
-                kind: TaskQueueKind::Normal as i32,
-                normal_name: String::new(),
-            }),
-            input: Some(Payloads { payloads: input }),
-            workflow_execution_timeout: options.execution_timeout.map(to_proto_duration),
-            workflow_run_timeout: options.run_timeout.map(to_proto_duration),
-            workflow_task_timeout: options.task_timeout.map(to_proto_duration),
-            identity: self.config.identity.clone(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-            workflow_id_reuse_policy: options.id_reuse_policy as i32,
-            workflow_id_conflict_policy: options.id_conflict_policy as i32,
-            retry_policy: options.retry_policy.clone(),
-            memo: (!options.memo.is_empty()).then(|| Memo {
-                fields: options.memo.clone(),
-            }),
-            header: (!options.headers.is_empty()).then(|| Header {
-                fields: options.headers.clone(),
-            }),
-            ..Default::default()
-        };
-        let response = self
-            .workflow_service()
-            .start_workflow_execution(tonic::Request::new(request))
-            .await
-            .map_err(ClientError::rpc("start_workflow"))?
-            .into_inner();
-        Ok(WorkflowHandle::new(
-            self.clone(),
-            options.id,
-            Some(response.run_id),
-        ))
+        let id = options.id.clone();
+        let call = ClientCall::StartWorkflow(StartWorkflowCall {
+            workflow_type: workflow_type.to_owned(),
+            args,
+            options,
+        });
+        match self.call(call).await? {
+            ClientCallResponse::Started { run_id } => {
+                Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)))
+            }
+            other => Err(ClientError::unexpected("start_workflow", &other)),
+        }
     }
 
     /// A handle to an existing workflow: the latest run when `run_id` is `None`.

@@ -4,6 +4,8 @@ use std::time::Duration;
 use trellis_converter::DataConverter;
 use trellis_interceptor::grpc::GrpcLayer;
 
+use crate::interceptors::{ClientCall, ClientCallLayer, ClientCallResponse, ClientCallService};
+
 /// TLS settings for the connection. With none of the fields set, the server's certificate is
 /// checked against the standard web roots.
 #[derive(Clone, Debug, Default)]
@@ -73,7 +75,7 @@ impl ConnectConfig {
 
 /// Everything a [`Client`](crate::Client) needs: the connection, the namespace, the identity
 /// and the data converter.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// How to connect.
     pub connect: ConnectConfig,
@@ -83,6 +85,8 @@ pub struct ClientConfig {
     pub identity: String,
     /// How values become payloads.
     pub data_converter: DataConverter,
+    /// Layers around every client call; the first is outermost.
+    pub call_layers: Vec<ClientCallLayer>,
 }
 
 impl ClientConfig {
@@ -93,7 +97,33 @@ impl ClientConfig {
             namespace: "default".to_owned(),
             identity: default_identity(),
             data_converter: DataConverter::default(),
+            call_layers: Vec::new(),
         }
+    }
+
+    /// Adds a layer around every client call (after those already added, so inside them).
+    /// Any tower layer whose service keeps the request and response types fits, or a hook made
+    /// with [`from_fn`](trellis_interceptor::from_fn).
+    pub fn call_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ClientCallService> + Send + Sync + 'static,
+        L::Service: tower::Service<ClientCall, Response = ClientCallResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<ClientCall>>::Error:
+            Into<trellis_interceptor::BoxError> + 'static,
+        <L::Service as tower::Service<ClientCall>>::Future: Send + 'static,
+    {
+        use tower::ServiceExt;
+        self.call_layers
+            .push(ClientCallLayer::new(tower::layer::layer_fn(
+                move |inner: ClientCallService| {
+                    ClientCallService::new(layer.layer(inner).map_err(Into::into))
+                },
+            )));
+        self
     }
 
     /// Sets the namespace.
@@ -159,4 +189,16 @@ fn default_identity() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{}@{host}", std::process::id())
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("connect", &self.connect)
+            .field("namespace", &self.namespace)
+            .field("identity", &self.identity)
+            .field("data_converter", &self.data_converter)
+            .field("call_layers", &self.call_layers.len())
+            .finish()
+    }
 }

@@ -27,6 +27,14 @@ pub enum ClientError {
     /// The workflow did not complete successfully.
     #[error(transparent)]
     Workflow(Box<WorkflowFailure>),
+    /// A client interceptor (call layer) failed the call.
+    #[error("a client interceptor failed {operation}: {cause}")]
+    Interceptor {
+        /// The client operation.
+        operation: &'static str,
+        /// The interceptor's error.
+        cause: trellis_interceptor::BoxError,
+    },
     /// The workflow rejected or failed a query.
     #[error("query {query:?} failed: {message}")]
     Query {
@@ -44,6 +52,26 @@ impl From<WorkflowFailure> for ClientError {
 }
 
 impl ClientError {
+    /// Recovers a client error that crossed a boxed service stack; any other error is an
+    /// interceptor's.
+    pub(crate) fn from_boxed(err: trellis_interceptor::BoxError) -> Self {
+        match err.downcast::<ClientError>() {
+            Ok(e) => *e,
+            Err(cause) => Self::Interceptor {
+                operation: "client call",
+                cause,
+            },
+        }
+    }
+
+    pub(crate) fn unexpected(operation: &'static str, response: &dyn std::fmt::Debug) -> Self {
+        Self::Interceptor {
+            operation,
+            cause: format!("an interceptor answered with an unexpected response: {response:?}")
+                .into(),
+        }
+    }
+
     pub(crate) fn rpc(operation: &'static str) -> impl FnOnce(tonic::Status) -> Self {
         move |status| Self::Rpc { operation, status }
     }

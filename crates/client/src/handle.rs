@@ -3,22 +3,17 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use trellis_converter::IntoPayloads;
 use trellis_core_proto::Payload;
-use trellis_core_proto::api::common::v1::{Payloads, WorkflowExecution};
-use trellis_core_proto::api::enums::v1::{
-    HistoryEventFilterType, QueryRejectCondition, WorkflowExecutionStatus,
-};
+use trellis_core_proto::api::common::v1::WorkflowExecution;
+use trellis_core_proto::api::enums::v1::{HistoryEventFilterType, WorkflowExecutionStatus};
 use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
-use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::workflowservice::v1::{
-    DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
-    GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest,
-    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
-    TerminateWorkflowExecutionRequest,
+    DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
 };
 use trellis_core_proto::time::from_proto_timestamp;
 
 use crate::client::Client;
 use crate::error::{ClientError, WorkflowFailure};
+use crate::interceptors::{ClientCall, ClientCallResponse, QueryCall, SignalCall, TargetCall};
 
 /// A handle to one workflow (a specific run, or the latest run when no run id is set).
 #[derive(Clone, Debug)]
@@ -66,13 +61,6 @@ impl WorkflowHandle {
     /// The run id this handle targets, if any.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
-    }
-
-    fn execution(&self) -> WorkflowExecution {
-        WorkflowExecution {
-            workflow_id: self.workflow_id.clone(),
-            run_id: self.run_id.clone().unwrap_or_default(),
-        }
     }
 
     /// Waits for the workflow to close and decodes its result. Follows continue-as-new, retries
@@ -190,21 +178,16 @@ impl WorkflowHandle {
         self.signal_raw(name, input).await
     }
 
-    async fn signal_raw(&self, name: &str, input: Vec<Payload>) -> Result<(), ClientError> {
-        let request = SignalWorkflowExecutionRequest {
-            namespace: self.client.namespace().to_owned(),
-            workflow_execution: Some(self.execution()),
-            signal_name: name.to_owned(),
-            input: Some(Payloads { payloads: input }),
-            identity: self.client.identity().to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-            ..Default::default()
-        };
+    async fn signal_raw(&self, name: &str, args: Vec<Payload>) -> Result<(), ClientError> {
         self.client
-            .workflow_service()
-            .signal_workflow_execution(tonic::Request::new(request))
-            .await
-            .map_err(ClientError::rpc("signal"))?;
+            .call(ClientCall::Signal(SignalCall {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id.clone(),
+                name: name.to_owned(),
+                args,
+                headers: Default::default(),
+            }))
+            .await?;
         Ok(())
     }
 
@@ -216,97 +199,55 @@ impl WorkflowHandle {
         args: impl IntoPayloads,
     ) -> Result<T, ClientError> {
         let args = self.client.data_converter().encode_args(args)?;
-        let request = QueryWorkflowRequest {
-            namespace: self.client.namespace().to_owned(),
-            execution: Some(self.execution()),
-            query: Some(WorkflowQuery {
-                query_type: name.to_owned(),
-                query_args: Some(Payloads { payloads: args }),
-                header: None,
-            }),
-            query_reject_condition: QueryRejectCondition::None as i32,
-        };
-        let response = self
-            .client
-            .workflow_service()
-            .query_workflow(tonic::Request::new(request))
-            .await
-            .map_err(|status| match status.code() {
-                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-                    if !status.message().is_empty() =>
-                {
-                    ClientError::Query {
-                        query: name.to_owned(),
-                        message: status.message().to_owned(),
-                    }
-                }
-                _ => ClientError::Rpc {
-                    operation: "query",
-                    status,
-                },
-            })?
-            .into_inner();
-        if let Some(rejected) = response.query_rejected {
-            return Err(ClientError::Query {
-                query: name.to_owned(),
-                message: format!("rejected: workflow status {:?}", rejected.status()),
-            });
+        let call = ClientCall::Query(QueryCall {
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            name: name.to_owned(),
+            args,
+            headers: Default::default(),
+        });
+        match self.client.call(call).await? {
+            ClientCallResponse::QueryAnswer(payloads) => {
+                Ok(self.client.data_converter().decode_args(&payloads)?)
+            }
+            other => Err(ClientError::unexpected("query", &other)),
         }
-        let payloads = response
-            .query_result
-            .map(|p| p.payloads)
-            .unwrap_or_default();
-        Ok(self.client.data_converter().decode_args(&payloads)?)
+    }
+
+    fn target(&self, reason: &str) -> TargetCall {
+        TargetCall {
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            reason: reason.to_owned(),
+        }
     }
 
     /// Asks the workflow to cancel; the workflow decides how to react.
     pub async fn cancel(&self, reason: &str) -> Result<(), ClientError> {
-        let request = RequestCancelWorkflowExecutionRequest {
-            namespace: self.client.namespace().to_owned(),
-            workflow_execution: Some(self.execution()),
-            identity: self.client.identity().to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
-            reason: reason.to_owned(),
-            ..Default::default()
-        };
         self.client
-            .workflow_service()
-            .request_cancel_workflow_execution(tonic::Request::new(request))
-            .await
-            .map_err(ClientError::rpc("cancel"))?;
+            .call(ClientCall::Cancel(self.target(reason)))
+            .await?;
         Ok(())
     }
 
     /// Ends the workflow at once, without running any more of its code.
     pub async fn terminate(&self, reason: &str) -> Result<(), ClientError> {
-        let request = TerminateWorkflowExecutionRequest {
-            namespace: self.client.namespace().to_owned(),
-            workflow_execution: Some(self.execution()),
-            reason: reason.to_owned(),
-            identity: self.client.identity().to_owned(),
-            ..Default::default()
-        };
         self.client
-            .workflow_service()
-            .terminate_workflow_execution(tonic::Request::new(request))
-            .await
-            .map_err(ClientError::rpc("terminate"))?;
+            .call(ClientCall::Terminate(self.target(reason)))
+            .await?;
         Ok(())
     }
 
     /// Describes the workflow run.
     pub async fn describe(&self) -> Result<WorkflowDescription, ClientError> {
-        let request = DescribeWorkflowExecutionRequest {
-            namespace: self.client.namespace().to_owned(),
-            execution: Some(self.execution()),
-        };
-        let raw = self
+        let raw = match self
             .client
-            .workflow_service()
-            .describe_workflow_execution(tonic::Request::new(request))
-            .await
-            .map_err(ClientError::rpc("describe"))?
-            .into_inner();
+            .call(ClientCall::Describe(self.target("")))
+            .await?
+        {
+            ClientCallResponse::Described(raw) => *raw,
+            other => return Err(ClientError::unexpected("describe", &other)),
+        };
         let info = raw.workflow_execution_info.clone().unwrap_or_default();
         Ok(WorkflowDescription {
             workflow_type: info.r#type.map(|t| t.name).unwrap_or_default(),
@@ -323,27 +264,13 @@ impl WorkflowHandle {
 
     /// Fetches the run's whole history as it is now.
     pub async fn fetch_history(&self) -> Result<History, ClientError> {
-        let mut events = Vec::new();
-        let mut page_token = Vec::new();
-        loop {
-            let request = GetWorkflowExecutionHistoryRequest {
-                namespace: self.client.namespace().to_owned(),
-                execution: Some(self.execution()),
-                next_page_token: std::mem::take(&mut page_token),
-                ..Default::default()
-            };
-            let response = self
-                .client
-                .workflow_service()
-                .get_workflow_execution_history(tonic::Request::new(request))
-                .await
-                .map_err(ClientError::rpc("fetch_history"))?
-                .into_inner();
-            events.extend(response.history.map(|h| h.events).unwrap_or_default());
-            if response.next_page_token.is_empty() {
-                return Ok(History { events });
-            }
-            page_token = response.next_page_token;
+        match self
+            .client
+            .call(ClientCall::FetchHistory(self.target("")))
+            .await?
+        {
+            ClientCallResponse::History(h) => Ok(h),
+            other => Err(ClientError::unexpected("fetch_history", &other)),
         }
     }
 }

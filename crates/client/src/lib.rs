@@ -39,6 +39,7 @@ mod client;
 mod config;
 mod error;
 mod handle;
+pub mod interceptors;
 mod stack;
 
 pub use client::{Client, WorkflowOptions};

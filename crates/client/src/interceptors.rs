@@ -1,0 +1,361 @@
+//! The client-call interception point: every call a [`Client`](crate::Client) makes, as one
+//! request enum through a tower service stack.
+//!
+//! Layers are added with [`ClientConfig::call_layer`](crate::ClientConfig::call_layer) (the
+//! first added is the outermost). A layer sees each call with its arguments already encoded
+//! (decode them with the client's data converter to read them), can change the call (e.g. add
+//! a header that the workflow's inbound interceptors will read), change the response, or answer
+//! with an error without calling the server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
+use trellis_core_proto::Payload;
+use trellis_core_proto::api::common::v1::{
+    Header, Memo, Payloads, WorkflowExecution, WorkflowType,
+};
+use trellis_core_proto::api::enums::v1::TaskQueueKind;
+use trellis_core_proto::api::history::v1::History;
+use trellis_core_proto::api::query::v1::WorkflowQuery;
+use trellis_core_proto::api::taskqueue::v1::TaskQueue;
+use trellis_core_proto::api::workflowservice::v1::{
+    DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
+    GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest,
+    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+};
+use trellis_core_proto::time::to_proto_duration;
+use trellis_interceptor::BoxError;
+
+use crate::client::{Shared, WorkflowOptions};
+use crate::error::ClientError;
+
+/// Temporal headers: names to (encoded) payloads.
+pub type Headers = HashMap<String, Payload>;
+
+/// One call of the client.
+#[derive(Debug, Clone)]
+pub enum ClientCall {
+    /// Start a workflow.
+    StartWorkflow(StartWorkflowCall),
+    /// Signal a workflow.
+    Signal(SignalCall),
+    /// Query a workflow.
+    Query(QueryCall),
+    /// Ask a workflow to cancel.
+    Cancel(TargetCall),
+    /// Terminate a workflow.
+    Terminate(TargetCall),
+    /// Describe a workflow.
+    Describe(TargetCall),
+    /// Fetch a workflow's history.
+    FetchHistory(TargetCall),
+}
+
+impl ClientCall {
+    /// The call's name, e.g. `start_workflow`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StartWorkflow(_) => "start_workflow",
+            Self::Signal(_) => "signal",
+            Self::Query(_) => "query",
+            Self::Cancel(_) => "cancel",
+            Self::Terminate(_) => "terminate",
+            Self::Describe(_) => "describe",
+            Self::FetchHistory(_) => "fetch_history",
+        }
+    }
+
+    /// The headers of calls that carry headers (start, signal, query).
+    pub fn headers_mut(&mut self) -> Option<&mut Headers> {
+        match self {
+            Self::StartWorkflow(c) => Some(&mut c.options.headers),
+            Self::Signal(c) => Some(&mut c.headers),
+            Self::Query(c) => Some(&mut c.headers),
+            _ => None,
+        }
+    }
+
+    /// The arguments of calls that carry arguments (start, signal, query).
+    pub fn args_mut(&mut self) -> Option<&mut Vec<Payload>> {
+        match self {
+            Self::StartWorkflow(c) => Some(&mut c.args),
+            Self::Signal(c) => Some(&mut c.args),
+            Self::Query(c) => Some(&mut c.args),
+            _ => None,
+        }
+    }
+
+    /// The workflow id the call is about.
+    pub fn workflow_id(&self) -> &str {
+        match self {
+            Self::StartWorkflow(c) => &c.options.id,
+            Self::Signal(c) => &c.workflow_id,
+            Self::Query(c) => &c.workflow_id,
+            Self::Cancel(c) | Self::Terminate(c) | Self::Describe(c) | Self::FetchHistory(c) => {
+                &c.workflow_id
+            }
+        }
+    }
+}
+
+/// Starting a workflow.
+#[derive(Debug, Clone)]
+pub struct StartWorkflowCall {
+    /// The workflow type name.
+    pub workflow_type: String,
+    /// The arguments, encoded.
+    pub args: Vec<Payload>,
+    /// Id, task queue, timeouts, headers, …
+    pub options: WorkflowOptions,
+}
+
+/// Signalling a workflow.
+#[derive(Debug, Clone)]
+pub struct SignalCall {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run, or the latest when `None`.
+    pub run_id: Option<String>,
+    /// The signal name.
+    pub name: String,
+    /// The arguments, encoded.
+    pub args: Vec<Payload>,
+    /// Headers the workflow's inbound interceptors receive.
+    pub headers: Headers,
+}
+
+/// Querying a workflow.
+#[derive(Debug, Clone)]
+pub struct QueryCall {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run, or the latest when `None`.
+    pub run_id: Option<String>,
+    /// The query name.
+    pub name: String,
+    /// The arguments, encoded.
+    pub args: Vec<Payload>,
+    /// Headers the workflow's inbound interceptors receive.
+    pub headers: Headers,
+}
+
+/// A call about one workflow run (cancel, terminate, describe, fetch history).
+#[derive(Debug, Clone)]
+pub struct TargetCall {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run, or the latest when `None`.
+    pub run_id: Option<String>,
+    /// The reason (cancel and terminate).
+    pub reason: String,
+}
+
+/// The answer to a [`ClientCall`].
+#[derive(Debug, Clone)]
+pub enum ClientCallResponse {
+    /// The workflow started with this run id.
+    Started {
+        /// The new run's id.
+        run_id: String,
+    },
+    /// The call was accepted (signal, cancel, terminate).
+    Accepted,
+    /// The query's answer, encoded.
+    QueryAnswer(Vec<Payload>),
+    /// The server's description of the run.
+    Described(Box<DescribeWorkflowExecutionResponse>),
+    /// The run's history.
+    History(History),
+}
+
+/// The client-call service. Errors are boxed so any tower layer fits; a [`ClientError`] raised
+/// below comes back out as itself.
+pub type ClientCallService = BoxCloneSyncService<ClientCall, ClientCallResponse, BoxError>;
+
+/// A type-erased layer around the [`ClientCallService`].
+pub type ClientCallLayer =
+    BoxCloneSyncServiceLayer<ClientCallService, ClientCall, ClientCallResponse, BoxError>;
+
+fn execution(workflow_id: &str, run_id: &Option<String>) -> Option<WorkflowExecution> {
+    Some(WorkflowExecution {
+        workflow_id: workflow_id.to_owned(),
+        run_id: run_id.clone().unwrap_or_default(),
+    })
+}
+
+fn header(headers: Headers) -> Option<Header> {
+    (!headers.is_empty()).then_some(Header { fields: headers })
+}
+
+/// The innermost client-call service: performs the RPC.
+pub(crate) fn base_call_service(shared: Arc<Shared>) -> ClientCallService {
+    ClientCallService::new(tower::service_fn(move |call: ClientCall| {
+        let shared = shared.clone();
+        async move { perform(&shared, call).await.map_err(BoxError::from) }
+    }))
+}
+
+async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse, ClientError> {
+    let ns = shared.config.namespace.clone();
+    let identity = shared.config.identity.clone();
+    let mut svc = shared.connection.workflow_service();
+    let op = call.name();
+    let rpc = ClientError::rpc(op);
+    Ok(match call {
+        ClientCall::StartWorkflow(c) => {
+            let o = c.options;
+            let request = StartWorkflowExecutionRequest {
+                namespace: ns,
+                workflow_id: o.id,
+                workflow_type: Some(WorkflowType {
+                    name: c.workflow_type,
+                }),
+                task_queue: Some(TaskQueue {
+                    name: o.task_queue,
+                    kind: TaskQueueKind::Normal as i32,
+                    normal_name: String::new(),
+                }),
+                input: Some(Payloads { payloads: c.args }),
+                workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
+                workflow_run_timeout: o.run_timeout.map(to_proto_duration),
+                workflow_task_timeout: o.task_timeout.map(to_proto_duration),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                workflow_id_reuse_policy: o.id_reuse_policy as i32,
+                workflow_id_conflict_policy: o.id_conflict_policy as i32,
+                retry_policy: o.retry_policy,
+                memo: (!o.memo.is_empty()).then_some(Memo { fields: o.memo }),
+                header: header(o.headers),
+                ..Default::default()
+            };
+            let r = svc
+                .start_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            ClientCallResponse::Started { run_id: r.run_id }
+        }
+        ClientCall::Signal(c) => {
+            let request = SignalWorkflowExecutionRequest {
+                namespace: ns,
+                workflow_execution: execution(&c.workflow_id, &c.run_id),
+                signal_name: c.name,
+                input: Some(Payloads { payloads: c.args }),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                header: header(c.headers),
+                ..Default::default()
+            };
+            svc.signal_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ClientCall::Query(c) => {
+            let name = c.name.clone();
+            let request = QueryWorkflowRequest {
+                namespace: ns,
+                execution: execution(&c.workflow_id, &c.run_id),
+                query: Some(WorkflowQuery {
+                    query_type: c.name,
+                    query_args: Some(Payloads { payloads: c.args }),
+                    header: header(c.headers),
+                }),
+                query_reject_condition: 0,
+            };
+            let response = svc
+                .query_workflow(tonic::Request::new(request))
+                .await
+                .map_err(|status| match status.code() {
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                        if !status.message().is_empty() =>
+                    {
+                        ClientError::Query {
+                            query: name.clone(),
+                            message: status.message().to_owned(),
+                        }
+                    }
+                    _ => ClientError::Rpc {
+                        operation: "query",
+                        status,
+                    },
+                })?
+                .into_inner();
+            if let Some(rejected) = response.query_rejected {
+                return Err(ClientError::Query {
+                    query: name,
+                    message: format!("rejected: workflow status {:?}", rejected.status()),
+                });
+            }
+            ClientCallResponse::QueryAnswer(
+                response
+                    .query_result
+                    .map(|p| p.payloads)
+                    .unwrap_or_default(),
+            )
+        }
+        ClientCall::Cancel(c) => {
+            let request = RequestCancelWorkflowExecutionRequest {
+                namespace: ns,
+                workflow_execution: execution(&c.workflow_id, &c.run_id),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                reason: c.reason,
+                ..Default::default()
+            };
+            svc.request_cancel_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ClientCall::Terminate(c) => {
+            let request = TerminateWorkflowExecutionRequest {
+                namespace: ns,
+                workflow_execution: execution(&c.workflow_id, &c.run_id),
+                reason: c.reason,
+                identity,
+                ..Default::default()
+            };
+            svc.terminate_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ClientCall::Describe(c) => {
+            let request = DescribeWorkflowExecutionRequest {
+                namespace: ns,
+                execution: execution(&c.workflow_id, &c.run_id),
+            };
+            let raw = svc
+                .describe_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            ClientCallResponse::Described(Box::new(raw))
+        }
+        ClientCall::FetchHistory(c) => {
+            let mut events = Vec::new();
+            let mut page_token = Vec::new();
+            loop {
+                let request = GetWorkflowExecutionHistoryRequest {
+                    namespace: ns.clone(),
+                    execution: execution(&c.workflow_id, &c.run_id),
+                    next_page_token: std::mem::take(&mut page_token),
+                    ..Default::default()
+                };
+                let response = svc
+                    .get_workflow_execution_history(tonic::Request::new(request))
+                    .await
+                    .map_err(ClientError::rpc("fetch_history"))?
+                    .into_inner();
+                events.extend(response.history.map(|h| h.events).unwrap_or_default());
+                if response.next_page_token.is_empty() {
+                    break ClientCallResponse::History(History { events });
+                }
+                page_token = response.next_page_token;
+            }
+        }
+    })
+}
