@@ -191,6 +191,11 @@ impl EncodingConverter for BinaryProtoConverter {
 
 /// `json/plain`: any serde value as compact UTF-8 JSON (`serde_json`, fields in declaration
 /// order). The catch-all: it accepts every value, so it belongs last.
+///
+/// Go and TypeScript write the same shape. Python's `json.dumps(..., sort_keys=True)` differs
+/// only in sorting object keys and escaping non-ASCII characters (`"\u00e9"`), so the bytes are
+/// equal for ASCII values whose fields are declared in sorted order; each SDK reads the other's
+/// output either way.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonPlainConverter;
 

@@ -8,7 +8,8 @@ use crate::{ConversionError, PayloadConverter};
 
 /// The JSON-only payload converter: `binary/null` for unit and `None`, `binary/plain` for bytes,
 /// [`RawValue`](crate::RawValue) passed through untouched, and `json/plain` (compact serde JSON)
-/// for everything else — the same bytes the Python, Go and TypeScript SDKs write.
+/// for everything else — the encodings every Temporal SDK reads (see
+/// [`JsonPlainConverter`](crate::JsonPlainConverter) for how its JSON compares with Python's).
 ///
 /// Decoding accepts `binary/null`, `binary/plain` and `json/plain` payloads; `json/plain` data is
 /// read with `serde_json`, `binary/plain` data is offered to the target as bytes, and

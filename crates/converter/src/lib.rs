@@ -1,9 +1,10 @@
 //! Data conversion for Trellis: how Rust values become Temporal [`Payload`]s and back, and how
 //! Rust errors become Temporal [`Failure`]s.
 //!
-//! A [`DataConverter`] holds a [`PayloadConverter`] and a [`FailureConverter`]. The default
-//! payload converter writes exactly what the other Temporal SDKs write, so a Python or Go client
-//! and a Trellis worker understand each other:
+//! A [`DataConverter`] holds a [`PayloadConverter`], a [`FailureConverter`] and a stack of
+//! [`PayloadCodec`]s. The default payload converter writes the encodings, metadata and data the
+//! other Temporal SDKs write (`json/plain` key order and non-ASCII escaping aside, see
+//! [`JsonPlainConverter`]), so a Python or Go client and a Trellis worker understand each other:
 //!
 //! | Rust value | encoding | data |
 //! | --- | --- | --- |

@@ -11,6 +11,7 @@ use trellis_converter::{
 };
 use trellis_core_proto::PayloadExt;
 use trellis_core_proto::api::common::v1::{Payloads, WorkflowExecution, WorkflowType};
+use trellis_core_proto::api::failure::v1::{TimeoutFailureInfo, failure::FailureInfo};
 use trellis_core_proto::payload::{encoding, new_payload};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
@@ -114,6 +115,27 @@ fn every_standard_encoding_round_trips() {
         br#"{"payloads":[{"data":"MQ==","metadata":{"encoding":"anNvbi9wbGFpbg=="}}]}"#
     );
     assert_eq!(dc.decode::<ProtoJson<Payloads>>(&p).unwrap().0, nested);
+
+    // Enums by name, defaults omitted: the bytes Python's converter writes for this failure.
+    let f = trellis_core_proto::Failure {
+        message: "m".into(),
+        failure_info: Some(FailureInfo::TimeoutFailureInfo(TimeoutFailureInfo {
+            timeout_type: 4,
+            last_heartbeat_details: None,
+        })),
+        ..Default::default()
+    };
+    let p = dc.encode(&ProtoJson(f.clone())).unwrap();
+    assert_eq!(
+        p.data,
+        br#"{"message":"m","timeoutFailureInfo":{"timeoutType":"TIMEOUT_TYPE_HEARTBEAT"}}"#
+    );
+    assert_eq!(
+        dc.decode::<ProtoJson<trellis_core_proto::Failure>>(&p)
+            .unwrap()
+            .0,
+        f
+    );
 }
 
 #[test]

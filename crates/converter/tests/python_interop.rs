@@ -168,6 +168,7 @@ print(json.dumps({
 #[tokio::test]
 async fn aes_gcm_format_matches_the_python_encryption_sample() {
     let Some(py) = python() else { return };
+    common::ensure_module(&py, "cryptography", "cryptography");
     let key = *b"test-key-test-key-test-key-test!";
     let codec = AesGcmCodec::new("test-key-test-key-test-key-test!", key);
     let plain = vec![

@@ -70,3 +70,34 @@ pub fn run_python(
         )
     })
 }
+
+/// Makes sure `python` can import `module`, installing `package` with pip when it cannot (the
+/// venv that `trellis-testing` creates has only `temporalio`). Panics when that fails.
+pub fn ensure_module(python: &std::path::Path, module: &str, package: &str) {
+    let importable = |python: &std::path::Path| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if importable(python) {
+        return;
+    }
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            package,
+        ])
+        .status()
+        .expect("run pip");
+    assert!(
+        status.success() && importable(python),
+        "cannot install {package} into {}",
+        python.display()
+    );
+}
