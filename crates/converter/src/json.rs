@@ -1,38 +1,37 @@
-use trellis_core_proto::payload::{encoding, new_payload};
-use trellis_core_proto::{Payload, PayloadExt};
+use trellis_core_proto::Payload;
 
-use crate::probe::{Kind, kind_of};
+use crate::encoding::{
+    BinaryNullConverter, BinaryPlainConverter, EncodingConverter, JsonPlainConverter, decode_with,
+    encode_with,
+};
 use crate::{ConversionError, PayloadConverter};
 
-/// The default payload converter: `binary/null` for unit and `None`, `binary/plain` for bytes,
+/// The JSON-only payload converter: `binary/null` for unit and `None`, `binary/plain` for bytes,
 /// [`RawValue`](crate::RawValue) passed through untouched, and `json/plain` (compact serde JSON)
-/// for everything else — the same bytes the Python, Go and TypeScript SDKs write.
+/// for everything else — the encodings every Temporal SDK reads (see
+/// [`JsonPlainConverter`](crate::JsonPlainConverter) for how its JSON compares with Python's).
 ///
 /// Decoding accepts `binary/null`, `binary/plain` and `json/plain` payloads; `json/plain` data is
 /// read with `serde_json`, `binary/plain` data is offered to the target as bytes, and
 /// `binary/null` as unit (so it decodes into `()`, `Option<_>` or `serde_json::Value::Null`).
+///
+/// It is the [`CompositePayloadConverter`](crate::CompositePayloadConverter) of those three
+/// encodings; the default converter adds the two protobuf encodings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonPayloadConverter;
 
-const KNOWN: &str = "binary/null, binary/plain, json/plain";
+const CONVERTERS: [&dyn EncodingConverter; 3] = [
+    &BinaryNullConverter,
+    &BinaryPlainConverter,
+    &JsonPlainConverter,
+];
 
 impl PayloadConverter for JsonPayloadConverter {
     fn encode_erased(
         &self,
         value: &dyn erased_serde::Serialize,
     ) -> Result<Payload, ConversionError> {
-        match kind_of(value) {
-            Kind::Null => Ok(new_payload(encoding::NULL, Vec::new())),
-            Kind::Bytes(b) => Ok(new_payload(encoding::PLAIN, b)),
-            Kind::Raw(p) => Ok(p),
-            Kind::Other => {
-                let mut data = Vec::with_capacity(64);
-                let mut ser = serde_json::Serializer::new(&mut data);
-                erased_serde::serialize(value, &mut ser)
-                    .map_err(ConversionError::encode::<dyn erased_serde::Serialize>)?;
-                Ok(new_payload(encoding::JSON, data))
-            }
-        }
+        encode_with(CONVERTERS.iter().copied(), value)
     }
 
     fn decode_erased<'p>(
@@ -42,33 +41,7 @@ impl PayloadConverter for JsonPayloadConverter {
             &mut dyn erased_serde::Deserializer<'p>,
         ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), ConversionError> {
-        let fail = |e: &dyn std::fmt::Display| ConversionError::Decode {
-            type_name: "the requested type",
-            payload: payload.describe(),
-            cause: e.to_string(),
-        };
-        match payload.encoding() {
-            Some(encoding::JSON) => {
-                let mut de = serde_json::Deserializer::from_slice(&payload.data);
-                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(&mut de))
-                    .map_err(|e| fail(&e))?;
-                de.end().map_err(|e| fail(&e))
-            }
-            Some(encoding::NULL) => {
-                let de = serde::de::value::UnitDeserializer::<serde::de::value::Error>::new();
-                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(de)).map_err(|e| fail(&e))
-            }
-            Some(encoding::PLAIN) => {
-                let de = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(
-                    &payload.data,
-                );
-                visit(&mut <dyn erased_serde::Deserializer<'p>>::erase(de)).map_err(|e| fail(&e))
-            }
-            other => Err(ConversionError::UnknownEncoding {
-                encoding: other.unwrap_or("<none>").to_owned(),
-                known: KNOWN.to_owned(),
-            }),
-        }
+        decode_with(CONVERTERS.iter().copied(), payload, visit)
     }
 }
 
@@ -77,6 +50,8 @@ mod tests {
     use super::*;
     use crate::PayloadConverterExt;
     use serde::{Deserialize, Serialize};
+    use trellis_core_proto::PayloadExt;
+    use trellis_core_proto::payload::{encoding, new_payload};
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Order {

@@ -1,5 +1,6 @@
-//! A serializer that only answers "is this value null, bytes, or something else?" without
-//! writing anything, so the JSON converter can pick `binary/null` and `binary/plain` the way the
+//! A serializer that only answers "is this value null, bytes, a protobuf message, a raw payload,
+//! or something else?" without writing anything, so the encoding converters can pick
+//! `binary/null`, `binary/plain`, `json/protobuf`, `binary/protobuf` or `json/plain` the way the
 //! other SDKs do.
 
 use serde::ser::{self, Impossible, Serializer};
@@ -8,6 +9,7 @@ pub(crate) enum Kind {
     Null,
     Bytes(Vec<u8>),
     Raw(trellis_core_proto::Payload),
+    Proto(crate::proto::ProtoValue),
     Other,
 }
 
@@ -67,10 +69,13 @@ impl Serializer for Probe {
         value: &T,
     ) -> Result<Kind, NotSpecial> {
         match value.serialize(self)? {
-            Kind::Bytes(b) if name == crate::raw::RAW_MAGIC => {
-                trellis_core_proto::decode_payload(&b)
-                    .map(Kind::Raw)
-                    .map_err(|_| NotSpecial)
+            Kind::Bytes(b) if name == crate::raw::RAW_MAGIC => crate::magic::unpack_payload(&b)
+                .map(Kind::Raw)
+                .ok_or(NotSpecial),
+            Kind::Bytes(b) if name == crate::proto::PROTO_MAGIC => {
+                crate::proto::ProtoValue::unpack(&b)
+                    .map(Kind::Proto)
+                    .ok_or(NotSpecial)
             }
             other => Ok(other),
         }
