@@ -27,6 +27,14 @@ pub enum ClientError {
     /// The workflow did not complete successfully.
     #[error(transparent)]
     Workflow(Box<WorkflowFailure>),
+    /// A payload codec (e.g. encryption) could not encode or decode the call's payloads.
+    #[error("{operation}: payload codec error: {cause}")]
+    Codec {
+        /// The client operation.
+        operation: &'static str,
+        /// The codec's error (names the key id for encryption).
+        cause: trellis_converter::CodecError,
+    },
     /// A client interceptor (call layer) failed the call.
     #[error("a client interceptor failed {operation}: {cause}")]
     Interceptor {

@@ -110,7 +110,15 @@ impl WorkflowHandle {
                         continue;
                     }
                     let payloads = a.result.map(|p| p.payloads).unwrap_or_default();
-                    return Ok(self.client.data_converter().decode_args(&payloads)?);
+                    let dc = self.client.data_converter();
+                    let payloads =
+                        dc.decode_payloads(payloads)
+                            .await
+                            .map_err(|cause| ClientError::Codec {
+                                operation: "result",
+                                cause,
+                            })?;
+                    return Ok(dc.decode_args(&payloads)?);
                 }
                 Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
                     if let Some(next) = follow(&a.new_execution_run_id) {

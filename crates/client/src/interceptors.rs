@@ -203,9 +203,20 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
     let mut svc = shared.connection.workflow_service();
     let op = call.name();
     let rpc = ClientError::rpc(op);
+    let dc = &shared.config.data_converter;
+    let codec = |e: trellis_converter::CodecError| ClientError::Codec {
+        operation: op,
+        cause: e,
+    };
     Ok(match call {
-        ClientCall::StartWorkflow(c) => {
-            let o = c.options;
+        ClientCall::StartWorkflow(mut c) => {
+            c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
+            let mut o = c.options;
+            if !o.memo.is_empty() && !dc.codecs().is_empty() {
+                let (keys, values): (Vec<_>, Vec<_>) = o.memo.into_iter().unzip();
+                let values = dc.encode_payloads(values).await.map_err(codec)?;
+                o.memo = keys.into_iter().zip(values).collect();
+            }
             let request = StartWorkflowExecutionRequest {
                 namespace: ns,
                 workflow_id: o.id,
@@ -237,7 +248,8 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 .into_inner();
             ClientCallResponse::Started { run_id: r.run_id }
         }
-        ClientCall::Signal(c) => {
+        ClientCall::Signal(mut c) => {
+            c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
             let request = SignalWorkflowExecutionRequest {
                 namespace: ns,
                 workflow_execution: execution(&c.workflow_id, &c.run_id),
@@ -253,7 +265,8 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 .map_err(rpc)?;
             ClientCallResponse::Accepted
         }
-        ClientCall::Query(c) => {
+        ClientCall::Query(mut c) => {
+            c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
             let name = c.name.clone();
             let request = QueryWorkflowRequest {
                 namespace: ns,

@@ -97,7 +97,7 @@ pub fn python() -> Result<PathBuf, String> {
     }
     let venv = tools_dir().join("venv");
     let python = venv.join("bin").join("python");
-    let marker = venv.join(format!(".temporalio-{PYTHON_SDK_VERSION}"));
+    let marker = venv.join(format!(".temporalio-{PYTHON_SDK_VERSION}-crypto"));
     if marker.exists() {
         return Ok(python);
     }
@@ -119,6 +119,7 @@ pub fn python() -> Result<PathBuf, String> {
         "--quiet",
         "--disable-pip-version-check",
         &format!("temporalio=={PYTHON_SDK_VERSION}"),
+        "cryptography",
     ]))?;
     std::fs::write(&marker, b"").map_err(|e| e.to_string())?;
     Ok(python)

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use temporalio_sdk_core::{PollError, Worker as CoreWorker};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use trellis_converter::{ApplicationFailure, DataConverter, PayloadConverterExt};
+use trellis_converter::{ApplicationFailure, DataConverter, PayloadConverterExt, VisitOptions};
 use trellis_core_proto::Payload;
 use trellis_core_proto::coresdk::activity_result::ActivityExecutionResult;
 use trellis_core_proto::coresdk::activity_task::{ActivityTask, Start, activity_task};
@@ -101,12 +101,28 @@ impl ActivityContext {
                 Vec::new()
             }
         };
-        if let Some(core) = self.inner.core.upgrade() {
+        let Some(core) = self.inner.core.upgrade() else {
+            return;
+        };
+        let task_token = self.inner.task_token.clone();
+        if self.inner.converter.codecs().is_empty() {
             core.record_activity_heartbeat(ActivityHeartbeat {
-                task_token: self.inner.task_token.clone(),
+                task_token,
                 details,
             });
+            return;
         }
+        // Codecs are async: encode on a task, then record.
+        let converter = self.inner.converter.clone();
+        tokio::spawn(async move {
+            match converter.encode_payloads(details).await {
+                Ok(details) => core.record_activity_heartbeat(ActivityHeartbeat {
+                    task_token,
+                    details,
+                }),
+                Err(e) => tracing::warn!("heartbeat details not sent: {e}"),
+            }
+        });
     }
 
     /// The details of the last heartbeat of an earlier attempt, to resume from.
@@ -224,6 +240,19 @@ async fn run_one(
     start: Start,
     cancel: CancellationToken,
 ) {
+    let mut start = start;
+    let codecs = !converter.codecs().is_empty();
+    let decoded = if codecs {
+        let mut payloads = std::mem::take(&mut start.input);
+        let n = payloads.len();
+        payloads.append(&mut start.heartbeat_details);
+        converter.decode_payloads(payloads).await.map(|mut all| {
+            start.heartbeat_details = all.split_off(n);
+            start.input = all;
+        })
+    } else {
+        Ok(())
+    };
     let execution = start.workflow_execution.clone().unwrap_or_default();
     let headers = start.header_fields;
     let info = ActivityInfo {
@@ -244,6 +273,7 @@ async fn run_one(
         headers: headers.clone(),
     };
     let failures = converter.failures().clone();
+    let failures_converter = converter.clone();
     let activity_type = info.activity_type.clone();
     let context = ActivityContext {
         inner: Arc::new(ContextInner {
@@ -260,10 +290,18 @@ async fn run_one(
         args: start.input,
         headers,
     };
-    let result = match AssertUnwindSafe(service.oneshot(request))
-        .catch_unwind()
-        .await
-    {
+    let outcome = match decoded {
+        Ok(()) => {
+            AssertUnwindSafe(service.oneshot(request))
+                .catch_unwind()
+                .await
+        }
+        Err(e) => Ok(Err(BoxError::from(ApplicationFailure::new(
+            "PayloadCodecError",
+            format!("cannot decode the activity's input: {e}"),
+        )))),
+    };
+    let mut result = match outcome {
         Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
         Ok(Err(e)) if e.is::<ActivityCancelled>() => {
             ActivityExecutionResult::cancel_from_details(None)
@@ -284,6 +322,18 @@ async fn run_one(
         .lock()
         .expect("cancel map poisoned")
         .remove(&task_token);
+    if codecs
+        && let Err(e) = failures_converter
+            .encode_message(&mut result, &VisitOptions::default())
+            .await
+    {
+        result = ActivityExecutionResult::fail(failures.application_to_failure(
+            &ApplicationFailure::new(
+                "PayloadCodecError",
+                format!("cannot encode the activity's result: {e}"),
+            ),
+        ));
+    }
     if let Err(e) = core
         .complete_activity_task(ActivityTaskCompletion {
             task_token,

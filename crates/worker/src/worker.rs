@@ -12,7 +12,7 @@ use temporalio_sdk_core::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trellis_client::Client;
-use trellis_converter::DataConverter;
+use trellis_converter::{DataConverter, VisitOptions};
 use trellis_core_proto::coresdk::workflow_completion::WorkflowActivationCompletion;
 
 use tower::ServiceExt;
@@ -346,7 +346,7 @@ impl Worker {
                 task_queue: task_queue.clone(),
                 cause: format!("cannot start the workflow thread: {e}"),
             })?;
-            loops.spawn(run_workflows(core.clone(), thread));
+            loops.spawn(run_workflows(core.clone(), thread, converter.clone()));
         }
         if !activities.is_empty() {
             let mut service = base_activity_service(activities.clone());
@@ -397,7 +397,11 @@ fn loop_error(res: Result<Result<(), WorkerError>, tokio::task::JoinError>) -> O
 
 /// The workflow activation loop: every activation goes to the workflow thread; completions are
 /// sent concurrently so one slow run does not hold back others.
-async fn run_workflows(core: Arc<CoreWorker>, thread: WorkflowThread) -> Result<(), WorkerError> {
+async fn run_workflows(
+    core: Arc<CoreWorker>,
+    thread: WorkflowThread,
+    converter: DataConverter,
+) -> Result<(), WorkerError> {
     let mut in_flight = JoinSet::new();
     let result = loop {
         while in_flight.try_join_next().is_some() {}
@@ -413,19 +417,9 @@ async fn run_workflows(core: Arc<CoreWorker>, thread: WorkflowThread) -> Result<
         };
         let core = core.clone();
         let thread = thread.clone();
+        let converter = converter.clone();
         in_flight.spawn(async move {
-            let run_id = act.run_id.clone();
-            let completion = match thread.activate(act).await {
-                Some(c) => c,
-                None => WorkflowActivationCompletion::fail(
-                    run_id,
-                    trellis_core_proto::Failure {
-                        message: "the workflow thread stopped".into(),
-                        ..Default::default()
-                    },
-                    None,
-                ),
-            };
+            let completion = activate_with_codecs(&thread, &converter, act).await;
             if let Err(e) = core.complete_workflow_activation(completion).await {
                 tracing::warn!("completing a workflow activation failed: {e}");
             }
@@ -433,4 +427,44 @@ async fn run_workflows(core: Arc<CoreWorker>, thread: WorkflowThread) -> Result<
     };
     while in_flight.join_next().await.is_some() {}
     result
+}
+
+/// Decodes the activation's payloads with the codec stack, runs it on the workflow thread, and
+/// encodes the completion's payloads. A codec error fails the workflow task with a message
+/// naming the cause (e.g. an unknown encryption key id); the worker keeps running.
+async fn activate_with_codecs(
+    thread: &WorkflowThread,
+    converter: &DataConverter,
+    mut act: trellis_core_proto::coresdk::workflow_activation::WorkflowActivation,
+) -> WorkflowActivationCompletion {
+    let run_id = act.run_id.clone();
+    let fail = |message: String| {
+        tracing::warn!(run_id = %run_id, "{message}");
+        WorkflowActivationCompletion::fail(
+            run_id.clone(),
+            converter.failures().application_to_failure(
+                &trellis_converter::ApplicationFailure::new("PayloadCodecError", message),
+            ),
+            None,
+        )
+    };
+    let codecs = !converter.codecs().is_empty();
+    if codecs
+        && let Err(e) = converter
+            .decode_message(&mut act, &VisitOptions::default())
+            .await
+    {
+        return fail(format!("cannot decode the workflow task's payloads: {e}"));
+    }
+    let Some(mut completion) = thread.activate(act).await else {
+        return fail("the workflow thread stopped".to_owned());
+    };
+    if codecs
+        && let Err(e) = converter
+            .encode_message(&mut completion, &VisitOptions::default())
+            .await
+    {
+        return fail(format!("cannot encode the workflow task's commands: {e}"));
+    }
+    completion
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]
+//!                [--encryption-key-id ID --encryption-key-file PATH]
 //! ```
 //!
 //! It prints `ready` on stdout once it polls, and stops gracefully on Ctrl-C / SIGTERM or when
@@ -11,7 +12,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use trellis_client::{Client, ClientConfig};
+use trellis_client::converter::{AesGcmCodec, FailureConverter};
+use trellis_client::{Client, ClientConfig, DataConverter};
 use trellis_worker::{
     ActivityContext, ActivityError, ApplicationFailure, RawValue, Worker, WorkerConfig,
     WorkflowContext, WorkflowError,
@@ -21,12 +23,15 @@ struct Args {
     address: String,
     namespace: String,
     task_queue: String,
+    encryption: Option<(String, std::path::PathBuf)>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut address = "127.0.0.1:7233".to_owned();
     let mut namespace = "default".to_owned();
     let mut task_queue = None;
+    let mut key_id = None;
+    let mut key_file = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -34,13 +39,21 @@ fn parse_args() -> Result<Args, String> {
             "--address" => address = value()?,
             "--namespace" => namespace = value()?,
             "--task-queue" => task_queue = Some(value()?),
+            "--encryption-key-id" => key_id = Some(value()?),
+            "--encryption-key-file" => key_file = Some(std::path::PathBuf::from(value()?)),
             other => return Err(format!("unknown flag {other}")),
         }
     }
+    let encryption = match (key_id, key_file) {
+        (Some(id), Some(file)) => Some((id, file)),
+        (None, None) => None,
+        _ => return Err("--encryption-key-id and --encryption-key-file go together".into()),
+    };
     Ok(Args {
         address,
         namespace,
         task_queue: task_queue.ok_or("--task-queue is required")?,
+        encryption,
     })
 }
 
@@ -96,7 +109,7 @@ async fn fail(_ctx: WorkflowContext, input: FailInput) -> Result<(), WorkflowErr
 }
 
 /// The worker configuration of the interop contract.
-fn config(task_queue: &str) -> WorkerConfig {
+fn worker_config(task_queue: &str) -> WorkerConfig {
     WorkerConfig::new(task_queue)
         .workflow("Greet", greet)
         .workflow("Echo", echo_workflow)
@@ -131,9 +144,30 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let client =
-        Client::connect(ClientConfig::new(&args.address).namespace(&args.namespace)).await?;
-    let worker = Worker::new(&client, config(&args.task_queue)).await?;
+    let mut config = ClientConfig::new(&args.address).namespace(&args.namespace);
+    if let Some((key_id, key_file)) = &args.encryption {
+        let key = std::fs::read(key_file).map_err(|e| {
+            format!(
+                "reading the encryption key file {}: {e}",
+                key_file.display()
+            )
+        })?;
+        let codec = AesGcmCodec::from_slice(key_id.clone(), &key).map_err(|e| {
+            format!(
+                "the key file {} must hold 32 raw bytes: {e}",
+                key_file.display()
+            )
+        })?;
+        // With encryption on, failure messages and stack traces travel encrypted too.
+        let failures = FailureConverter::default().with_encode_common_attributes(true);
+        config = config.data_converter(
+            DataConverter::default()
+                .with_failure_converter(failures)
+                .with_codec(codec),
+        );
+    }
+    let client = Client::connect(config).await?;
+    let worker = Worker::new(&client, worker_config(&args.task_queue)).await?;
     println!("ready");
     worker
         .run_until(async {

@@ -18,21 +18,21 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The Python interpreter with `temporalio` and `cryptography`: `$TRELLIS_PYTHON`, else the
-/// project's venv. `None` (after printing a note) when it does not exist.
+/// The Python interpreter with `temporalio` and `cryptography`: `$TRELLIS_PYTHON` (set by
+/// `cargo xtask test`), else the project's venv `.tools/venv` (made by `cargo xtask
+/// python-env`). Panics with those instructions when neither exists.
 pub fn python() -> Option<PathBuf> {
     let path = std::env::var_os("TRELLIS_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/main/.tools/venv/bin/python"));
-    if path.exists() {
-        Some(path)
-    } else {
-        println!(
-            "note: skipping the Python interop check: no interpreter at {} (set TRELLIS_PYTHON)",
-            path.display()
-        );
-        None
-    }
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "no Python interpreter at {}: run `cargo xtask python-env` or set TRELLIS_PYTHON",
+        path.display()
+    );
+    Some(path)
 }
 
 /// Runs `script` with `python`, feeding `input` as JSON on stdin, and parses its stdout as JSON.
