@@ -10,7 +10,8 @@
 //! Register layers on [`WorkerConfig`](crate::WorkerConfig); the first registered is the
 //! outermost. Activity layers are any tower `Layer` (e.g. `tower::timeout::TimeoutLayer`,
 //! `tower::limit::ConcurrencyLimitLayer`) or [`from_fn`](trellis_interceptor::from_fn) hooks.
-//! Workflow layers are built once per run by a function of the run's [`WorkflowInfo`], usually
+//! Workflow layers are built once per run by a function of the run's
+//! [`WorkflowContext`](crate::WorkflowContext), usually
 //! with [`local_from_fn`](trellis_interceptor::local_from_fn); they run inside the workflow's
 //! deterministic executor, so they must be deterministic themselves (no clocks, no I/O) — they
 //! run again on every replay.
@@ -27,7 +28,7 @@ use trellis_interceptor::{BoxError, LocalBoxService};
 
 use crate::activity::ActivityContext;
 use crate::error::WorkflowError;
-use crate::workflow::context::WorkflowInfo;
+use crate::workflow::context::WorkflowContext;
 
 /// Temporal headers: names to (encoded) payloads, carried with starts, signals, queries and
 /// activity schedules; interceptors use them to propagate context (auth, tracing).
@@ -186,11 +187,11 @@ pub type WorkflowOutboundService =
 
 /// Builds a run's inbound layer: wraps the service below it, knowing the run's info.
 pub type WorkflowInboundLayerFn =
-    Arc<dyn Fn(&WorkflowInfo, WorkflowInboundService) -> WorkflowInboundService + Send + Sync>;
+    Arc<dyn Fn(&WorkflowContext, WorkflowInboundService) -> WorkflowInboundService + Send + Sync>;
 
 /// Builds a run's outbound layer: wraps the service below it, knowing the run's info.
 pub type WorkflowOutboundLayerFn =
-    Arc<dyn Fn(&WorkflowInfo, WorkflowOutboundService) -> WorkflowOutboundService + Send + Sync>;
+    Arc<dyn Fn(&WorkflowContext, WorkflowOutboundService) -> WorkflowOutboundService + Send + Sync>;
 
 /// The workflow layers of a worker, applied to every run.
 #[derive(Clone, Default)]
@@ -202,22 +203,22 @@ pub(crate) struct WorkflowLayers {
 impl WorkflowLayers {
     pub(crate) fn wrap_inbound(
         &self,
-        info: &WorkflowInfo,
+        ctx: &WorkflowContext,
         mut svc: WorkflowInboundService,
     ) -> WorkflowInboundService {
         for layer in self.inbound.iter().rev() {
-            svc = layer(info, svc);
+            svc = layer(ctx, svc);
         }
         svc
     }
 
     pub(crate) fn wrap_outbound(
         &self,
-        info: &WorkflowInfo,
+        ctx: &WorkflowContext,
         mut svc: WorkflowOutboundService,
     ) -> WorkflowOutboundService {
         for layer in self.outbound.iter().rev() {
-            svc = layer(info, svc);
+            svc = layer(ctx, svc);
         }
         svc
     }

@@ -29,7 +29,6 @@ use crate::registry::{
     ActivityDefinition, ActivityRegistry, WorkflowDefinition, WorkflowRegistry, build_registries,
 };
 use crate::workflow::context::WorkflowContext;
-use crate::workflow::context::WorkflowInfo;
 use crate::workflow::thread::{ThreadSetup, WorkflowThread};
 
 /// What a worker serves and how hard it works.
@@ -96,12 +95,12 @@ impl WorkerConfig {
     }
 
     /// Adds a layer around every workflow run's inbound service (execute, signal, query):
-    /// `make(info, inner)` wraps `inner` for the run described by `info`. The first added is
+    /// `make(ctx, inner)` wraps `inner` for the run whose context is `ctx`. The first added is
     /// the outermost. Usually `make` applies a
     /// [`local_from_fn`](trellis_interceptor::local_from_fn) layer.
     pub fn workflow_inbound_layer<F>(mut self, make: F) -> Self
     where
-        F: Fn(&WorkflowInfo, WorkflowInboundService) -> WorkflowInboundService
+        F: Fn(&WorkflowContext, WorkflowInboundService) -> WorkflowInboundService
             + Send
             + Sync
             + 'static,
@@ -114,7 +113,7 @@ impl WorkerConfig {
     /// timer), built per run like [`WorkerConfig::workflow_inbound_layer`].
     pub fn workflow_outbound_layer<F>(mut self, make: F) -> Self
     where
-        F: Fn(&WorkflowInfo, WorkflowOutboundService) -> WorkflowOutboundService
+        F: Fn(&WorkflowContext, WorkflowOutboundService) -> WorkflowOutboundService
             + Send
             + Sync
             + 'static,

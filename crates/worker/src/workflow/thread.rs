@@ -147,12 +147,11 @@ fn start_run(
         headers: init.headers.clone(),
     };
     let ctx = WorkflowContext::new(info, setup.converter.clone(), init.randomness_seed);
-    let info = &ctx.shared.info;
     *ctx.shared.outbound.borrow_mut() =
-        Some(setup.layers.wrap_outbound(info, base_outbound(&ctx.shared)));
+        Some(setup.layers.wrap_outbound(&ctx, base_outbound(&ctx.shared)));
     let inbound = setup
         .layers
-        .wrap_inbound(info, base_inbound(&ctx, factory.clone()));
+        .wrap_inbound(&ctx, base_inbound(&ctx, factory.clone()));
     Ok(WorkflowRun::new(
         ctx,
         inbound,
