@@ -125,9 +125,21 @@ impl WorkflowHandle {
                         run_id = next;
                         continue;
                     }
+                    let mut failure = a.failure;
+                    if let Some(f) = failure.as_mut() {
+                        self.client
+                            .data_converter()
+                            .decode_message(f, &trellis_converter::VisitOptions::default())
+                            .await
+                            .map_err(|cause| ClientError::Codec {
+                                operation: "result",
+                                cause,
+                            })?;
+                        trellis_converter::decode_common_attributes(f);
+                    }
                     return Err(fail(
                         WorkflowExecutionStatus::Failed,
-                        a.failure,
+                        failure,
                         None,
                         &run_id,
                     ));

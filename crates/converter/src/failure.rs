@@ -747,6 +747,22 @@ pub fn encode_common_attributes(failure: &mut Failure) {
     failure.stack_trace.clear();
 }
 
+/// Restores, in place and down the whole cause chain, the message and stack trace that
+/// [`encode_common_attributes`] moved into `encoded_attributes` (once a codec has decoded that
+/// payload). Failures without encoded attributes are left as they are.
+pub fn decode_common_attributes(failure: &mut Failure) {
+    let mut current = Some(failure);
+    while let Some(f) = current {
+        if f.encoded_attributes.is_some() {
+            let (message, stack_trace) = decoded_common_attributes(f);
+            f.message = message;
+            f.stack_trace = stack_trace;
+            f.encoded_attributes = None;
+        }
+        current = f.cause.as_deref_mut();
+    }
+}
+
 /// The message and stack trace of `failure`: from its `encoded_attributes` where that is a
 /// readable `json/plain` object with those string fields (each field separately), else its own.
 fn decoded_common_attributes(failure: &Failure) -> (String, String) {

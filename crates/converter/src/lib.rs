@@ -68,7 +68,8 @@ pub use failure::{
     ActivityFailure, ApplicationErrorCategory, ApplicationFailure, CancelledFailure,
     ChildWorkflowFailure, FailureConverter, GenericFailure, NexusHandlerFailure,
     NexusOperationFailure, ResetWorkflowFailure, RetryState, ServerFailure, TemporalFailure,
-    TerminatedFailure, TimeoutFailure, TimeoutType,
+    TerminatedFailure, TimeoutFailure, TimeoutType, decode_common_attributes,
+    encode_common_attributes,
 };
 pub use json::JsonPayloadConverter;
 pub use proto::{Proto, ProtoJson};

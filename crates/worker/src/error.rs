@@ -152,7 +152,21 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
                     a.to_string(),
                 )))
             }
-            _ => Outcome::FailWorkflow(a.failure.clone()),
+            _ => {
+                let mut failure = a.failure.clone();
+                if failures.encodes_common_attributes() {
+                    // The activity's failure was decoded for the workflow to read; it leaves
+                    // again inside the workflow's failure, so protect it the same way.
+                    let mut cur = Some(&mut failure);
+                    while let Some(f) = cur {
+                        if f.encoded_attributes.is_none() {
+                            trellis_converter::encode_common_attributes(f);
+                        }
+                        cur = f.cause.as_deref_mut();
+                    }
+                }
+                Outcome::FailWorkflow(failure)
+            }
         };
     }
     if let Some(app) = e.downcast_ref::<ApplicationFailure>() {

@@ -100,7 +100,11 @@ async fn headers_flow_client_to_workflow_to_activity_and_layers_run_in_order() {
             tower::Layer::layer(
                 &local_from_fn(
                     move |mut req: WorkflowInbound,
-                          next: LocalNext<WorkflowInbound, WorkflowInboundResponse, WorkflowError>| {
+                          next: LocalNext<
+                        WorkflowInbound,
+                        WorkflowInboundResponse,
+                        WorkflowError,
+                    >| {
                         let log = log.clone();
                         async move {
                             if let WorkflowInbound::Execute(e) = &mut req {
@@ -111,7 +115,8 @@ async fn headers_flow_client_to_workflow_to_activity_and_layers_run_in_order() {
                                     .unwrap()
                                     .push(format!("wf-{name} execute arg={arg} tenant={tenant}"));
                                 if name == "outer" {
-                                    *req.args_mut() = vec![dc().encode(&format!("{arg}!")).unwrap()];
+                                    *req.args_mut() =
+                                        vec![dc().encode(&format!("{arg}!")).unwrap()];
                                 }
                             }
                             let res = next.run(req).await?;
@@ -137,7 +142,11 @@ async fn headers_flow_client_to_workflow_to_activity_and_layers_run_in_order() {
         tower::Layer::layer(
             &local_from_fn(
                 move |mut req: WorkflowOutbound,
-                      next: LocalNext<WorkflowOutbound, WorkflowOutboundResponse, WorkflowError>| {
+                      next: LocalNext<
+                    WorkflowOutbound,
+                    WorkflowOutboundResponse,
+                    WorkflowError,
+                >| {
                     if let (Some(h), Some(t)) = (req.headers_mut(), tenant.clone()) {
                         h.insert("tenant".into(), t);
                     }
@@ -151,11 +160,14 @@ async fn headers_flow_client_to_workflow_to_activity_and_layers_run_in_order() {
     for name in ["a1", "a2"] {
         let log = log.clone();
         config = config.activity_layer(from_fn(
-            move |req: ActivityRequest, next: Next<ActivityRequest, trellis_core_proto::Payload, BoxError>| {
+            move |req: ActivityRequest,
+                  next: Next<ActivityRequest, trellis_core_proto::Payload, BoxError>| {
                 let log = log.clone();
                 async move {
                     let tenant: String = dc().decode(req.headers.get("tenant").unwrap()).unwrap();
-                    log.lock().unwrap().push(format!("{name} before tenant={tenant}"));
+                    log.lock()
+                        .unwrap()
+                        .push(format!("{name} before tenant={tenant}"));
                     let r = next.run(req).await;
                     log.lock().unwrap().push(format!("{name} after"));
                     r
@@ -207,7 +219,10 @@ async fn client_layer_can_short_circuit_with_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Interceptor { .. }), "{err:?}");
-    assert!(err.to_string().contains("terminate is not allowed here"), "{err}");
+    assert!(
+        err.to_string().contains("terminate is not allowed here"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,17 +261,27 @@ async fn tower_timeout_and_concurrency_limit_work_around_activities() {
     let config = WorkerConfig::new(&tq)
         .workflow("FanOut", fan_out)
         .activity("slow", slow)
-        .activity_layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(1500)))
+        .activity_layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+            1500,
+        )))
         .activity_layer(tower::limit::ConcurrencyLimitLayer::new(1));
     let w = run_worker(&client, config).await;
     let h = client
-        .start_workflow("FanOut", &vec![200u64, 200, 200, 5000], WorkflowOptions::new(unique("fan"), &tq))
+        .start_workflow(
+            "FanOut",
+            &vec![200u64, 200, 200, 5000],
+            WorkflowOptions::new(unique("fan"), &tq),
+        )
         .await
         .unwrap();
     let r: Vec<String> = h.result().await.unwrap();
     assert_eq!(&r[..3], ["ok 200", "ok 200", "ok 200"]);
     assert_eq!(r[3], "err request timed out");
-    assert_eq!(MAX_SEEN.load(Ordering::SeqCst), 1, "the concurrency limit held");
+    assert_eq!(
+        MAX_SEEN.load(Ordering::SeqCst),
+        1,
+        "the concurrency limit held"
+    );
     w.0.shutdown();
     w.1.await.unwrap().unwrap();
 }
@@ -278,30 +303,35 @@ async fn workflow_inbound_sees_signals_and_queries_and_can_refuse_them() {
     }
     let client = client().await;
     let tq = unique("icpt-signal");
-    let config = WorkerConfig::new(&tq).workflow("Waits", waits).workflow_inbound_layer(
-        |_ctx, inner| {
-            tower::Layer::layer(
-                &local_from_fn(
-                    |mut req: WorkflowInbound,
-                     next: LocalNext<WorkflowInbound, WorkflowInboundResponse, WorkflowError>| async move {
-                        match &mut req {
-                            // Signals are shouted: the layer changes the argument.
-                            WorkflowInbound::Signal(s) => {
-                                let v: String = dc().decode_args(&s.args).unwrap();
-                                s.args = vec![dc().encode(&format!("{v}!")).unwrap()];
+    let config =
+        WorkerConfig::new(&tq)
+            .workflow("Waits", waits)
+            .workflow_inbound_layer(|_ctx, inner| {
+                tower::Layer::layer(
+                    &local_from_fn(
+                        |mut req: WorkflowInbound,
+                         next: LocalNext<
+                            WorkflowInbound,
+                            WorkflowInboundResponse,
+                            WorkflowError,
+                        >| async move {
+                            match &mut req {
+                                // Signals are shouted: the layer changes the argument.
+                                WorkflowInbound::Signal(s) => {
+                                    let v: String = dc().decode_args(&s.args).unwrap();
+                                    s.args = vec![dc().encode(&format!("{v}!")).unwrap()];
+                                }
+                                WorkflowInbound::Query(q) if q.name == "secret" => {
+                                    return Err(WorkflowError::task("query secret is not allowed"));
+                                }
+                                _ => {}
                             }
-                            WorkflowInbound::Query(q) if q.name == "secret" => {
-                                return Err(WorkflowError::task("query secret is not allowed"));
-                            }
-                            _ => {}
-                        }
-                        next.run(req).await
-                    },
-                ),
-                inner,
-            )
-        },
-    );
+                            next.run(req).await
+                        },
+                    ),
+                    inner,
+                )
+            });
     let w = run_worker(&client, config).await;
     let h = client
         .start_workflow("Waits", &(), WorkflowOptions::new(unique("sig"), &tq))
@@ -318,7 +348,10 @@ async fn workflow_inbound_sees_signals_and_queries_and_can_refuse_them() {
     }
     assert_eq!(last, "hello!");
     let refused = h.query::<String>("secret", ()).await.unwrap_err();
-    assert!(refused.to_string().contains("query secret is not allowed"), "{refused}");
+    assert!(
+        refused.to_string().contains("query secret is not allowed"),
+        "{refused}"
+    );
     h.signal("say", "stop").await.unwrap();
     assert_eq!(h.result::<String>().await.unwrap(), "stop!");
     w.0.shutdown();

@@ -606,10 +606,16 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
                     .decode_args(&payloads)
                     .map_err(|e| fail(&self, ActivityFailedKind::Decode(e.to_string()), None))
             }
-            Some(activity_resolution::Status::Failed(f)) => {
+            Some(activity_resolution::Status::Failed(mut f)) => {
+                f.failure
+                    .as_mut()
+                    .map(trellis_converter::decode_common_attributes);
                 Err(fail(&self, ActivityFailedKind::Failed, f.failure))
             }
-            Some(activity_resolution::Status::Cancelled(c)) => {
+            Some(activity_resolution::Status::Cancelled(mut c)) => {
+                c.failure
+                    .as_mut()
+                    .map(trellis_converter::decode_common_attributes);
                 Err(fail(&self, ActivityFailedKind::Cancelled, c.failure))
             }
             Some(activity_resolution::Status::Backoff(_)) | None => Err(fail(
