@@ -7,6 +7,7 @@
 //! - [`coresdk`]: the protocol between Temporal's core engine and a language layer
 //!   (activations, commands, activity tasks).
 //! - [`payload`]: building and reading [`Payload`]s by encoding.
+//! - [`json`]: histories as JSON, in the CLI/UI and proto3-JSON forms.
 //! - [`time`]: conversions between [`std::time`] and the protobuf `Duration`/`Timestamp`.
 //!
 //! The definitions are the official compiled ones (`temporalio-protos`); Trellis never copies
@@ -19,6 +20,7 @@
     unreachable_pub
 )]
 
+pub mod json;
 pub mod payload;
 pub mod time;
 

@@ -50,6 +50,7 @@ mod activity;
 mod error;
 pub mod interceptors;
 mod registry;
+pub mod replay;
 mod worker;
 mod workflow;
 

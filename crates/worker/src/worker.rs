@@ -173,6 +173,14 @@ impl WorkerConfig {
         self
     }
 
+    pub(crate) fn workflow_definitions(&self) -> &[(String, WorkflowDefinition)] {
+        &self.workflows
+    }
+
+    pub(crate) fn workflow_layers(&self) -> &WorkflowLayers {
+        &self.workflow_layers
+    }
+
     /// The registered workflow type names, in registration order.
     pub fn workflow_names(&self) -> Vec<&str> {
         self.workflows.iter().map(|(_, d)| d.name()).collect()
@@ -431,7 +439,7 @@ async fn run_workflows(
 /// Decodes the activation's payloads with the codec stack, runs it on the workflow thread, and
 /// encodes the completion's payloads. A codec error fails the workflow task with a message
 /// naming the cause (e.g. an unknown encryption key id); the worker keeps running.
-async fn activate_with_codecs(
+pub(crate) async fn activate_with_codecs(
     thread: &WorkflowThread,
     converter: &DataConverter,
     mut act: trellis_core_proto::coresdk::workflow_activation::WorkflowActivation,

@@ -303,11 +303,10 @@ async fn workflow_inbound_sees_signals_and_queries_and_can_refuse_them() {
     }
     let client = client().await;
     let tq = unique("icpt-signal");
-    let config =
-        WorkerConfig::new(&tq)
-            .workflow("Waits", waits)
-            .workflow_inbound_layer(|_ctx, inner| {
-                tower::Layer::layer(
+    let config = WorkerConfig::new(&tq)
+        .workflow("Waits", waits)
+        .workflow_inbound_layer(|_ctx, inner| {
+            tower::Layer::layer(
                     &local_from_fn(
                         |mut req: WorkflowInbound,
                          next: LocalNext<
@@ -331,7 +330,7 @@ async fn workflow_inbound_sees_signals_and_queries_and_can_refuse_them() {
                     ),
                     inner,
                 )
-            });
+        });
     let w = run_worker(&client, config).await;
     let h = client
         .start_workflow("Waits", &(), WorkflowOptions::new(unique("sig"), &tq))
