@@ -230,6 +230,7 @@ pub(crate) fn base_activity_service(registry: Arc<ActivityRegistry>) -> Activity
     }))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_one(
     core: Arc<CoreWorker>,
     service: ActivityService,

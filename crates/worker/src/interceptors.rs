@@ -148,7 +148,7 @@ pub type WorkflowInboundService =
 #[derive(Debug)]
 pub enum WorkflowOutbound {
     /// Schedule an activity (the full core command: type, arguments, headers, options).
-    ScheduleActivity(ScheduleActivity),
+    ScheduleActivity(Box<ScheduleActivity>),
     /// Start a durable timer.
     StartTimer(StartTimerInput),
 }
@@ -176,7 +176,7 @@ pub struct StartTimerInput {
 #[derive(Debug, Clone)]
 pub enum WorkflowOutboundResponse {
     /// How the activity ended.
-    ActivityResolved(ActivityResolution),
+    ActivityResolved(Box<ActivityResolution>),
     /// The timer fired.
     TimerFired,
 }

@@ -25,7 +25,7 @@ use trellis_core_proto::coresdk::workflow_completion::{
 };
 
 use crate::error::WorkerError;
-use crate::registry::build_registries;
+use crate::registry::{WorkflowRegistry, build_registries};
 use crate::worker::{WorkerConfig, activate_with_codecs};
 use crate::workflow::thread::{ThreadSetup, WorkflowThread};
 
@@ -85,6 +85,9 @@ pub struct ReplayHistory {
     pub workflow_id: String,
     /// The events.
     pub history: History,
+    /// Why the history could not be loaded, when it could not (it then replays as an invalid
+    /// history with this message).
+    pub load_error: Option<String>,
 }
 
 impl ReplayHistory {
@@ -98,6 +101,19 @@ impl ReplayHistory {
             source: source.into(),
             workflow_id: workflow_id.into(),
             history,
+            load_error: None,
+        }
+    }
+
+    /// A history that could not be loaded from `source`, for the reason given.
+    pub fn unreadable(
+        source: impl Into<String>,
+        workflow_id: impl Into<String>,
+        error: impl Into<String>,
+    ) -> Self {
+        Self {
+            load_error: Some(error.into()),
+            ..Self::new(source, workflow_id, History::default())
         }
     }
 
@@ -228,9 +244,14 @@ pub async fn replay_histories(
     let mut results: Vec<Option<ReplayResult>> = vec![None; histories.len()];
     let mut lanes: Vec<Vec<(usize, ReplayHistory)>> = vec![Vec::new(); config.concurrency.max(1)];
     let mut next_lane = 0;
+    let mut seen_runs: HashMap<String, usize> = HashMap::new();
     for (i, h) in histories.into_iter().enumerate() {
         let workflow_type = h.workflow_type().unwrap_or_default();
-        if let Err(message) = validate_history(&h.history) {
+        let invalid = match &h.load_error {
+            Some(e) => Err(e.clone()),
+            None => validate_history(&h.history),
+        };
+        if let Err(message) = invalid {
             results[i] = Some(ReplayResult {
                 source: h.source,
                 workflow_id: h.workflow_id,
@@ -239,6 +260,24 @@ pub async fn replay_histories(
             });
             continue;
         }
+        let mut h = h;
+        // The engine identifies a replayed run by its original run id and would merge two
+        // histories that share one (the same history twice, or copies): give repeats a
+        // distinct id. Workflow code never matches commands on the run id.
+        if let Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) = h
+            .history
+            .events
+            .first_mut()
+            .and_then(|e| e.attributes.as_mut())
+        {
+            let n = seen_runs
+                .entry(a.original_execution_run_id.clone())
+                .or_insert(0usize);
+            if *n > 0 {
+                a.original_execution_run_id = format!("{}-replay-{n}", a.original_execution_run_id);
+            }
+            *n += 1;
+        }
         lanes[next_lane].push((i, h));
         next_lane = (next_lane + 1) % lanes.len();
     }
@@ -246,21 +285,10 @@ pub async fn replay_histories(
     if config.fail_fast && results.iter().flatten().any(|r| !r.is_ok()) {
         stop.cancel();
     }
-    let thread = WorkflowThread::spawn(ThreadSetup {
-        registry: workflows,
-        converter: config.data_converter.clone(),
-        namespace: config.namespace.clone(),
-        task_queue: config.worker.task_queue.clone(),
-        layers: config.worker.workflow_layers().clone(),
-    })
-    .map_err(|e| WorkerError::Init {
-        task_queue: config.worker.task_queue.clone(),
-        cause: format!("cannot start the workflow thread: {e}"),
-    })?;
     let runs = lanes
         .into_iter()
         .filter(|l| !l.is_empty())
-        .map(|lane| replay_lane(config, thread.clone(), lane, stop.clone()));
+        .map(|lane| replay_lane(config, workflows.clone(), lane, stop.clone()));
     for lane_results in futures::future::join_all(runs).await {
         for (i, r) in lane_results? {
             results[i] = Some(r);
@@ -278,7 +306,7 @@ struct Fed {
 
 async fn replay_lane(
     config: &ReplayerConfig,
-    thread: WorkflowThread,
+    workflows: Arc<WorkflowRegistry>,
     lane: Vec<(usize, ReplayHistory)>,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<Vec<(usize, ReplayResult)>, WorkerError> {
@@ -286,6 +314,15 @@ async fn replay_lane(
         task_queue: config.worker.task_queue.clone(),
         cause,
     };
+    // One workflow thread per lane: histories of different lanes may share run ids.
+    let thread = WorkflowThread::spawn(ThreadSetup {
+        registry: workflows,
+        converter: config.data_converter.clone(),
+        namespace: config.namespace.clone(),
+        task_queue: config.worker.task_queue.clone(),
+        layers: config.worker.workflow_layers().clone(),
+    })
+    .map_err(|e| init_err(format!("cannot start the workflow thread: {e}")))?;
     let _runtime = CoreRuntime::new_assume_tokio(
         RuntimeOptions::builder()
             .heartbeat_interval(None)
@@ -305,7 +342,20 @@ async fn replay_lane(
     let fed: Arc<Mutex<VecDeque<Fed>>> = Arc::default();
     let feed = fed.clone();
     let feed_stop = stop.clone();
-    let stream = futures::stream::iter(lane)
+    // With fail-fast, the next history is released only once the previous one has a result,
+    // so nothing after the first failure is replayed.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(0usize);
+    let gate = config.fail_fast;
+    let stream = futures::stream::iter(lane.into_iter().enumerate())
+        .then(move |(k, item)| {
+            let mut done_rx = done_rx.clone();
+            async move {
+                if gate {
+                    let _ = done_rx.wait_for(|done| *done >= k).await;
+                }
+                item
+            }
+        })
         .take_while(move |_| futures::future::ready(!feed_stop.is_cancelled()))
         .map(move |(index, h)| {
             feed.lock().expect("replay feed poisoned").push_back(Fed {
@@ -349,6 +399,7 @@ async fn replay_lane(
                 if config.fail_fast && outcome != ReplayOutcome::Ok {
                     stop.cancel();
                 }
+                done_tx.send_modify(|n| *n += 1);
                 done.push((
                     fed.index,
                     ReplayResult {

@@ -23,7 +23,7 @@ use trellis_core_proto::api::common::v1::RetryPolicy;
 use trellis_core_proto::api::failure::v1::Failure;
 use trellis_core_proto::coresdk::activity_result::{ActivityResolution, activity_resolution};
 use trellis_core_proto::coresdk::workflow_commands::{
-    ScheduleActivity, StartTimer, WorkflowCommand, workflow_command,
+    ScheduleActivity, SetPatchMarker, StartTimer, WorkflowCommand, workflow_command,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_interceptor::LocalBoxService;
@@ -88,7 +88,10 @@ struct SignalQueue {
 }
 
 pub(crate) struct RunState {
-    next_seq: u32,
+    /// Sequence numbers are counted per command kind, as in the other core-based SDKs, so
+    /// timer and activity ids in histories match theirs (a Python-made history replays here).
+    next_timer_seq: u32,
+    next_activity_seq: u32,
     pub(crate) commands: Vec<WorkflowCommand>,
     timers: HashMap<u32, Slot<()>>,
     activities: HashMap<u32, Slot<ActivityResolution>>,
@@ -101,6 +104,10 @@ pub(crate) struct RunState {
     rng: SmallRng,
     cancel_requested: Option<String>,
     cancel_wakers: Vec<Waker>,
+    /// Patches the history says were present when it was written.
+    notified_patches: std::collections::HashSet<String>,
+    /// Patches this run has already decided (each is decided once per run).
+    decided_patches: HashMap<String, bool>,
     /// A failure raised outside the main future (e.g. an outbound interceptor refused a timer):
     /// it fails the current workflow task.
     fatal: Option<Failure>,
@@ -133,7 +140,8 @@ impl WorkflowContext {
         Self {
             shared: Rc::new(RunShared {
                 state: RefCell::new(RunState {
-                    next_seq: 1,
+                    next_timer_seq: 1,
+                    next_activity_seq: 1,
                     commands: Vec::new(),
                     timers: HashMap::new(),
                     activities: HashMap::new(),
@@ -146,6 +154,8 @@ impl WorkflowContext {
                     rng: SmallRng::seed_from_u64(seed),
                     cancel_requested: None,
                     cancel_wakers: Vec::new(),
+                    notified_patches: Default::default(),
+                    decided_patches: HashMap::new(),
                     fatal: None,
                 }),
                 converter,
@@ -199,17 +209,24 @@ impl WorkflowContext {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
-    fn next_seq(&self) -> u32 {
+    fn next_timer_seq(&self) -> u32 {
         let mut st = self.shared.state.borrow_mut();
-        let seq = st.next_seq;
-        st.next_seq += 1;
+        let seq = st.next_timer_seq;
+        st.next_timer_seq += 1;
+        seq
+    }
+
+    fn next_activity_seq(&self) -> u32 {
+        let mut st = self.shared.state.borrow_mut();
+        let seq = st.next_activity_seq;
+        st.next_activity_seq += 1;
         seq
     }
 
     /// A durable timer: completes after `duration` of workflow time, even across worker
     /// restarts.
     pub fn timer(&self, duration: Duration) -> Timer {
-        let seq = self.next_seq();
+        let seq = self.next_timer_seq();
         let fut = self.outbound(WorkflowOutbound::StartTimer(StartTimerInput {
             seq,
             duration,
@@ -281,6 +298,49 @@ impl WorkflowContext {
             .borrow_mut()
             .queries
             .insert(name.to_owned(), h);
+    }
+
+    /// Whether to take the new code path of a change guarded by patch `id`.
+    ///
+    /// On first execution it is `true` (and a marker is recorded in history). On replay it is
+    /// `true` only if the history was written by code that already had this patch, so runs
+    /// started by the old code keep taking the old path. Once no run from before the patch is
+    /// open, replace the check with [`WorkflowContext::deprecate_patch`], then remove it.
+    pub fn patched(&self, id: &str) -> bool {
+        self.patch(id, false)
+    }
+
+    /// Marks patch `id` as deprecated: the code now always takes the new path, while histories
+    /// that recorded the patch marker still replay.
+    pub fn deprecate_patch(&self, id: &str) {
+        self.patch(id, true);
+    }
+
+    fn patch(&self, id: &str, deprecated: bool) -> bool {
+        let decided = {
+            let st = self.shared.state.borrow();
+            st.decided_patches.get(id).copied()
+        };
+        if let Some(d) = decided {
+            return d;
+        }
+        let use_new = {
+            let st = self.shared.state.borrow();
+            !st.replaying || st.notified_patches.contains(id)
+        };
+        self.shared
+            .state
+            .borrow_mut()
+            .decided_patches
+            .insert(id.to_owned(), use_new);
+        if use_new {
+            self.shared
+                .push_command(workflow_command::Variant::SetPatchMarker(SetPatchMarker {
+                    patch_id: id.to_owned(),
+                    deprecated,
+                }));
+        }
+        use_new
     }
 
     /// Whether cancellation of the workflow was requested; the reason when it was.
@@ -356,6 +416,10 @@ impl RunShared {
         let mut v: Vec<_> = self.state.borrow().queries.keys().cloned().collect();
         v.sort();
         v
+    }
+
+    pub(crate) fn notify_patch(&self, id: String) {
+        self.state.borrow_mut().notified_patches.insert(id);
     }
 
     pub(crate) fn take_fatal(&self) -> Option<Failure> {
@@ -489,7 +553,7 @@ impl ActivityCall {
     /// Schedules the activity and returns a future of its result, decoded as `T`.
     pub fn run<T: DeserializeOwned + 'static>(self) -> ActivityFuture<T> {
         let ctx = self.ctx;
-        let seq = ctx.next_seq();
+        let seq = ctx.next_activity_seq();
         let activity_id = seq.to_string();
         let invalid = |msg: String| ActivityFailed {
             activity_type: self.activity_type.clone(),
@@ -506,8 +570,8 @@ impl ActivityCall {
         };
         let fut = match early {
             Some(e) => Err(e),
-            None => Ok(
-                ctx.outbound(WorkflowOutbound::ScheduleActivity(ScheduleActivity {
+            None => Ok(ctx.outbound(WorkflowOutbound::ScheduleActivity(Box::new(
+                ScheduleActivity {
                     seq,
                     activity_id: activity_id.clone(),
                     activity_type: self.activity_type.clone(),
@@ -521,8 +585,8 @@ impl ActivityCall {
                     heartbeat_timeout: self.heartbeat.map(to_proto_duration),
                     retry_policy: self.retry_policy,
                     ..Default::default()
-                })),
-            ),
+                },
+            )))),
         };
         ActivityFuture {
             ctx,
@@ -578,7 +642,7 @@ impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
         };
         self.fut = None;
         let resolution = match outcome {
-            Ok(WorkflowOutboundResponse::ActivityResolved(r)) => r,
+            Ok(WorkflowOutboundResponse::ActivityResolved(r)) => *r,
             Ok(other) => {
                 return Poll::Ready(Err(fail(
                     &self,
@@ -719,7 +783,7 @@ pub(crate) fn base_outbound(shared: &Rc<RunShared>) -> WorkflowOutboundService {
                     .borrow_mut()
                     .activities
                     .insert(seq, Slot::default());
-                shared.push_command(workflow_command::Variant::ScheduleActivity(cmd));
+                shared.push_command(workflow_command::Variant::ScheduleActivity(*cmd));
                 Wait::Activity(seq)
             }
             WorkflowOutbound::StartTimer(t) => {
@@ -746,7 +810,7 @@ pub(crate) fn base_outbound(shared: &Rc<RunShared>) -> WorkflowOutboundService {
                     match slot.result.take() {
                         Some(r) => {
                             st.activities.remove(&seq);
-                            Poll::Ready(Ok(WorkflowOutboundResponse::ActivityResolved(r)))
+                            Poll::Ready(Ok(WorkflowOutboundResponse::ActivityResolved(Box::new(r))))
                         }
                         None => {
                             slot.waker = Some(cx.waker().clone());

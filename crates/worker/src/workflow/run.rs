@@ -168,7 +168,7 @@ impl WorkflowRun {
                     needs_poll = true;
                 }
                 J::QueryWorkflow(q) => queries.push(q),
-                J::NotifyHasPatch(_) => {}
+                J::NotifyHasPatch(p) => self.shared.notify_patch(p.patch_id),
                 J::DoUpdate(u) => {
                     let failure = self
                         .failures

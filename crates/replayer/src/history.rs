@@ -1,0 +1,116 @@
+//! Where histories come from, and exporting them.
+//!
+//! - Files: `*.json` in either JSON form (the CLI's `temporal workflow show --output json` and
+//!   other SDKs' proto3 JSON, or the Web UI's download) and `*.pb` / `*.binpb` (a binary
+//!   `History` protobuf).
+//! - The server: [`fetch`] a workflow's history with a client.
+//! - Export: [`to_json`] writes proto3 JSON the CLI and other SDKs read; [`record`] fetches a
+//!   run's history and writes it into a folder, to build a replay-test corpus.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use trellis_client::{Client, WorkflowHandle};
+use trellis_core_proto::History;
+use trellis_core_proto::api::history::v1::history_event::Attributes;
+use trellis_core_proto::json::{history_from_json, history_to_json};
+use trellis_worker::replay::ReplayHistory;
+
+use crate::ReplayError;
+
+/// Reads a history from JSON (either form).
+pub fn from_json(json: &[u8]) -> Result<History, String> {
+    history_from_json(json).map_err(|e| e.to_string())
+}
+
+/// Writes a history as proto3 JSON.
+pub fn to_json(history: &History) -> String {
+    history_to_json(history).expect("a decoded History always has a JSON form")
+}
+
+/// Reads a history from binary protobuf.
+pub fn from_protobuf(bytes: &[u8]) -> Result<History, String> {
+    History::decode(bytes).map_err(|e| format!("not a History protobuf: {e}"))
+}
+
+/// The workflow id recorded in a history's first event, if any.
+pub fn workflow_id_of(history: &History) -> Option<String> {
+    history.events.first().and_then(|e| match &e.attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a))
+            if !a.workflow_id.is_empty() =>
+        {
+            Some(a.workflow_id.clone())
+        }
+        _ => None,
+    })
+}
+
+/// Reads one history file. A file that cannot be read or parsed still gives a
+/// [`ReplayHistory`], marked unreadable, so that the replay reports it as an invalid history
+/// naming the file and the cause, and the other histories still replay.
+pub fn read_file(path: &Path) -> ReplayHistory {
+    let source = path.display().to_string();
+    let parsed = std::fs::read(path)
+        .map_err(|e| format!("cannot read the file: {e}"))
+        .and_then(|bytes| match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => from_json(&bytes),
+            _ => from_protobuf(&bytes),
+        });
+    match parsed {
+        Ok(history) => {
+            let workflow_id = workflow_id_of(&history).unwrap_or_else(|| file_stem(path));
+            ReplayHistory::new(source, workflow_id, history)
+        }
+        Err(cause) => ReplayHistory::unreadable(source, file_stem(path), cause),
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads every `*.json`, `*.pb` and `*.binpb` file in `dir` (not recursive), sorted by name.
+pub fn read_dir(dir: &Path) -> Result<Vec<ReplayHistory>, ReplayError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ReplayError::Source {
+        path: dir.display().to_string(),
+        cause: e.to_string(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("json" | "pb" | "binpb")
+            )
+        })
+        .collect();
+    paths.sort();
+    Ok(paths.iter().map(|p| read_file(p)).collect())
+}
+
+/// Fetches a workflow's history from the server (the given run, or the latest).
+pub async fn fetch(
+    client: &Client,
+    workflow_id: &str,
+    run_id: Option<String>,
+) -> Result<ReplayHistory, trellis_client::ClientError> {
+    let history = client
+        .workflow_handle(workflow_id, run_id)
+        .fetch_history()
+        .await?;
+    Ok(ReplayHistory::new("server", workflow_id, history))
+}
+
+/// Fetches the history of `handle`'s run and writes it as proto3 JSON to
+/// `dir/<workflow id>.json`, creating `dir` if needed. Returns the file's path.
+pub async fn record(handle: &WorkflowHandle, dir: impl AsRef<Path>) -> Result<PathBuf, String> {
+    let history = handle.fetch_history().await.map_err(|e| e.to_string())?;
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{}.json", handle.id()));
+    std::fs::write(&path, to_json(&history))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
