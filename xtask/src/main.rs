@@ -7,6 +7,9 @@
 //!   the history's event types.
 //! - `test`: rustfmt check, clippy with warnings denied, then every test against one dev server
 //!   started for the run (the Python SDK interop tests get a project-local venv).
+//! - `bench [--rounds N]`: on a fresh dev server, replay throughput (short and long
+//!   histories), converter cost next to plain serde_json, codec MB/s — a markdown report, built
+//!   in release mode.
 //! - `python-env`: creates `.tools/venv` with the Temporal Python SDK (used by interop tests).
 
 use std::process::{Command, ExitCode};
@@ -19,9 +22,12 @@ fn main() -> ExitCode {
         Some("dev-server") => dev_server(&args[1..]),
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("python-env") => trellis_testing::python().map(|p| println!("{}", p.display())),
         _ => {
-            eprintln!("usage: cargo xtask <dev-server [--port N] | demo | test | python-env>");
+            eprintln!(
+                "usage: cargo xtask <dev-server [--port N] | demo | test | bench [--rounds N] | python-env>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -111,6 +117,23 @@ fn test(extra: &[String]) -> Result<(), String> {
     cmd.env("TRELLIS_TEST_ADDRESS", server.address())
         .env("TRELLIS_PYTHON", &python);
     let result = run(&mut cmd);
+    server.stop();
+    result
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let server = DevServer::start(Some(std::process::id()))?;
+    let result = run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "trellis-example-bench",
+            "--",
+        ])
+        .args(["--address", server.address()])
+        .args(extra));
     server.stop();
     result
 }

@@ -15,7 +15,8 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::handle::WorkflowHandle;
 use crate::interceptors::{
-    ClientCall, ClientCallResponse, ClientCallService, StartWorkflowCall, base_call_service,
+    ClientCall, ClientCallResponse, ClientCallService, ListCall, StartWorkflowCall,
+    base_call_service,
 };
 use crate::stack;
 
@@ -204,6 +205,37 @@ impl Client {
                 Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)))
             }
             other => Err(ClientError::unexpected("start_workflow", &other)),
+        }
+    }
+
+    /// Every workflow matching a visibility query (all pages), e.g.
+    /// `WorkflowType = 'Greet'`; an empty query lists every workflow of the namespace.
+    pub async fn list_workflows(
+        &self,
+        query: &str,
+    ) -> Result<Vec<trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo>, ClientError>
+    {
+        match self
+            .call(ClientCall::List(ListCall {
+                query: query.to_owned(),
+            }))
+            .await?
+        {
+            ClientCallResponse::Workflows(w) => Ok(w),
+            other => Err(ClientError::unexpected("list_workflows", &other)),
+        }
+    }
+
+    /// How many workflows match a visibility query.
+    pub async fn count_workflows(&self, query: &str) -> Result<i64, ClientError> {
+        match self
+            .call(ClientCall::Count(ListCall {
+                query: query.to_owned(),
+            }))
+            .await?
+        {
+            ClientCallResponse::Count(n) => Ok(n),
+            other => Err(ClientError::unexpected("count_workflows", &other)),
         }
     }
 

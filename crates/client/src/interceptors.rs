@@ -19,11 +19,13 @@ use trellis_core_proto::api::enums::v1::TaskQueueKind;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
+use trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo;
 use trellis_core_proto::api::workflowservice::v1::{
-    DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
-    GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest,
-    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
-    StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+    CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
+    DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
+    ListWorkflowExecutionsRequest, QueryWorkflowRequest, RequestCancelWorkflowExecutionRequest,
+    SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_interceptor::BoxError;
@@ -51,6 +53,10 @@ pub enum ClientCall {
     Describe(TargetCall),
     /// Fetch a workflow's history.
     FetchHistory(TargetCall),
+    /// List workflows matching a visibility query (all pages).
+    List(ListCall),
+    /// Count workflows matching a visibility query.
+    Count(ListCall),
 }
 
 impl ClientCall {
@@ -64,6 +70,8 @@ impl ClientCall {
             Self::Terminate(_) => "terminate",
             Self::Describe(_) => "describe",
             Self::FetchHistory(_) => "fetch_history",
+            Self::List(_) => "list_workflows",
+            Self::Count(_) => "count_workflows",
         }
     }
 
@@ -96,6 +104,7 @@ impl ClientCall {
             Self::Cancel(c) | Self::Terminate(c) | Self::Describe(c) | Self::FetchHistory(c) => {
                 &c.workflow_id
             }
+            Self::List(_) | Self::Count(_) => "",
         }
     }
 }
@@ -152,6 +161,14 @@ pub struct TargetCall {
     pub reason: String,
 }
 
+/// Listing or counting workflows.
+#[derive(Debug, Clone)]
+pub struct ListCall {
+    /// A visibility query, e.g. `WorkflowType = 'Greet' AND ExecutionStatus = 'Completed'`
+    /// (empty: every workflow).
+    pub query: String,
+}
+
 /// The answer to a [`ClientCall`].
 #[derive(Debug, Clone)]
 pub enum ClientCallResponse {
@@ -168,6 +185,10 @@ pub enum ClientCallResponse {
     Described(Box<DescribeWorkflowExecutionResponse>),
     /// The run's history.
     History(History),
+    /// The workflows a list matched.
+    Workflows(Vec<WorkflowExecutionInfo>),
+    /// How many workflows a count matched.
+    Count(i64),
 }
 
 /// The client-call service. Errors are boxed so any tower layer fits; a [`ClientError`] raised
@@ -369,6 +390,40 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 }
                 page_token = response.next_page_token;
             }
+        }
+        ClientCall::List(c) => {
+            let mut found = Vec::new();
+            let mut page_token = Vec::new();
+            loop {
+                let request = ListWorkflowExecutionsRequest {
+                    namespace: ns.clone(),
+                    page_size: 1000,
+                    next_page_token: std::mem::take(&mut page_token),
+                    query: c.query.clone(),
+                };
+                let response = svc
+                    .list_workflow_executions(tonic::Request::new(request))
+                    .await
+                    .map_err(ClientError::rpc("list_workflows"))?
+                    .into_inner();
+                found.extend(response.executions);
+                if response.next_page_token.is_empty() {
+                    break ClientCallResponse::Workflows(found);
+                }
+                page_token = response.next_page_token;
+            }
+        }
+        ClientCall::Count(c) => {
+            let request = CountWorkflowExecutionsRequest {
+                namespace: ns,
+                query: c.query,
+            };
+            let response = svc
+                .count_workflow_executions(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            ClientCallResponse::Count(response.count)
         }
     })
 }

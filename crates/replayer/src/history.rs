@@ -3,7 +3,8 @@
 //! - Files: `*.json` in either JSON form (the CLI's `temporal workflow show --output json` and
 //!   other SDKs' proto3 JSON, or the Web UI's download) and `*.pb` / `*.binpb` (a binary
 //!   `History` protobuf).
-//! - The server: [`fetch`] a workflow's history with a client.
+//! - The server: [`fetch`] a workflow's history with a client, or [`fetch_matching`] every run
+//!   a visibility query matches.
 //! - Export: [`to_json`] writes proto3 JSON the CLI and other SDKs read; [`record`] fetches a
 //!   run's history and writes it into a folder, to build a replay-test corpus.
 
@@ -101,6 +102,30 @@ pub async fn fetch(
         .fetch_history()
         .await?;
     Ok(ReplayHistory::new("server", workflow_id, history))
+}
+
+/// Fetches the history of every workflow run matching a visibility query (e.g.
+/// `WorkflowType = 'Greet' AND StartTime > '2026-11-01T00:00:00Z'`), one per run.
+pub async fn fetch_matching(
+    client: &Client,
+    query: &str,
+) -> Result<Vec<ReplayHistory>, trellis_client::ClientError> {
+    let mut out = Vec::new();
+    for info in client.list_workflows(query).await? {
+        let Some(execution) = info.execution else {
+            continue;
+        };
+        let history = client
+            .workflow_handle(&execution.workflow_id, Some(execution.run_id.clone()))
+            .fetch_history()
+            .await?;
+        out.push(ReplayHistory::new(
+            format!("server run {}", execution.run_id),
+            execution.workflow_id,
+            history,
+        ));
+    }
+    Ok(out)
 }
 
 /// Fetches the history of `handle`'s run and writes it as proto3 JSON to

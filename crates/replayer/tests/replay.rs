@@ -117,6 +117,21 @@ async fn real_history_replays_clean_and_changed_code_is_caught() {
     );
     assert!(event_id.is_some(), "the event is named: {message}");
 
+    // The same history, found by a visibility query.
+    let mut matching = Vec::new();
+    for _ in 0..50 {
+        matching = history::fetch_matching(&client, &format!("WorkflowId = '{id}'"))
+            .await
+            .unwrap();
+        if !matching.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(matching.len(), 1);
+    let listed = replayer(boxed_greet).replay_all(matching).await.unwrap();
+    assert!(listed[0].is_ok(), "{}", listed[0]);
+
     // The same change behind a patch replays the old history on the old path.
     let patched = replayer(boxed_patched).replay(h).await.unwrap();
     assert_eq!(patched.outcome, ReplayOutcome::Ok, "{patched}");
