@@ -98,14 +98,58 @@ struct FailInput {
     message: String,
     #[serde(default)]
     non_retryable: bool,
+    #[serde(default)]
+    details: Vec<serde_json::Value>,
 }
 
-async fn fail(_ctx: WorkflowContext, input: FailInput) -> Result<(), WorkflowError> {
+async fn fail(ctx: WorkflowContext, input: FailInput) -> Result<(), WorkflowError> {
+    let details = input
+        .details
+        .iter()
+        .map(|d| ctx.data_converter().encode(d))
+        .collect::<Result<Vec<_>, _>>()?;
     Err(ApplicationFailure {
         non_retryable: input.non_retryable,
-        ..ApplicationFailure::new(input.error_type, input.message)
+        ..ApplicationFailure::new(input.error_type, input.message).with_details(details)
     }
     .into())
+}
+
+/// Reads whatever it is given the way a Trellis workflow would, and says what it found.
+async fn inspect(
+    ctx: WorkflowContext,
+    value: RawValue,
+) -> Result<serde_json::Value, WorkflowError> {
+    use trellis_client::converter::{Proto, ProtoJson};
+    use trellis_core_proto::PayloadExt;
+    use trellis_core_proto::api::common::v1::WorkflowExecution;
+    let dc = ctx.data_converter();
+    let p = &value.0;
+    let encoding = p.encoding().unwrap_or_default().to_owned();
+    let message_type = p.metadata_str("messageType").unwrap_or_default().to_owned();
+    let found = match encoding.as_str() {
+        "json/plain" => serde_json::json!({ "value": dc.decode::<serde_json::Value>(p)? }),
+        "binary/plain" => serde_json::json!({ "length": p.data.len() }),
+        "binary/null" => serde_json::json!({}),
+        "json/protobuf" => {
+            let ProtoJson(m) = dc.decode::<ProtoJson<WorkflowExecution>>(p)?;
+            serde_json::json!({ "workflowId": m.workflow_id, "runId": m.run_id })
+        }
+        "binary/protobuf" => {
+            let Proto(m) = dc.decode::<Proto<WorkflowExecution>>(p)?;
+            serde_json::json!({ "workflowId": m.workflow_id, "runId": m.run_id })
+        }
+        other => {
+            return Err(
+                ApplicationFailure::new("UnknownEncoding", format!("cannot read {other}")).into(),
+            );
+        }
+    };
+    let mut out = serde_json::json!({ "encoding": encoding, "messageType": message_type });
+    if let (Some(out), Some(found)) = (out.as_object_mut(), found.as_object()) {
+        out.extend(found.clone());
+    }
+    Ok(out)
 }
 
 /// The worker configuration of the interop contract.
@@ -115,6 +159,7 @@ fn worker_config(task_queue: &str) -> WorkerConfig {
         .workflow("Echo", echo_workflow)
         .workflow("Sleep", sleep)
         .workflow("Fail", fail)
+        .workflow("Inspect", inspect)
         .activity("compose_greeting", compose_greeting)
         .activity("echo", echo)
 }

@@ -51,7 +51,14 @@ fn python_client_runs_trellis_workflows() {
             "sleep",
             "fail-type",
             "fail-message",
-            "fail-non-retryable"
+            "fail-non-retryable",
+            "fail-details",
+            "inspect-str",
+            "inspect-dict",
+            "inspect-bytes",
+            "inspect-none",
+            "inspect-proto-json",
+            "inspect-proto-binary"
         ]
     );
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");

@@ -8,8 +8,29 @@ import json
 import sys
 import uuid
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.converter import (
+    BinaryNullPayloadConverter,
+    BinaryPlainPayloadConverter,
+    BinaryProtoPayloadConverter,
+    CompositePayloadConverter,
+    DataConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.exceptions import ApplicationError
+
+
+class BinaryProtoFirstConverter(CompositePayloadConverter):
+    """Writes protobuf messages as binary/protobuf (the default writes json/protobuf)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            BinaryNullPayloadConverter(),
+            BinaryPlainPayloadConverter(),
+            BinaryProtoPayloadConverter(),
+            JSONPlainPayloadConverter(),
+        )
 
 
 async def main(address: str, task_queue: str) -> None:
@@ -33,13 +54,31 @@ async def main(address: str, task_queue: str) -> None:
     check("echo-null", await run("Echo", None), None)
     check("sleep", await run("Sleep", 100), 100)
     try:
-        await run("Fail", {"type": "PyCheck", "message": "failed on purpose", "non_retryable": True})
+        await run("Fail", {"type": "PyCheck", "message": "failed on purpose", "non_retryable": True,
+                           "details": [{"order": 7}, "second"]})
         check("fail", "completed", "failed")
     except WorkflowFailureError as e:
         cause = e.cause
         check("fail-type", isinstance(cause, ApplicationError) and cause.type, "PyCheck")
         check("fail-message", cause.message, "failed on purpose")
         check("fail-non-retryable", cause.non_retryable, True)
+        check("fail-details", list(cause.details), [{"order": 7}, "second"])
+
+    # Payloads a Python client writes, read by a Trellis workflow.
+    check("inspect-str", await run("Inspect", "héllo"), {"encoding": "json/plain", "messageType": "", "value": "héllo"})
+    check("inspect-dict", await run("Inspect", {"a": [1, 2]}), {"encoding": "json/plain", "messageType": "", "value": {"a": [1, 2]}})
+    check("inspect-bytes", await run("Inspect", b"\x00\x01\x02"), {"encoding": "binary/plain", "messageType": "", "length": 3})
+    check("inspect-none", await run("Inspect", None), {"encoding": "binary/null", "messageType": ""})
+    proto = WorkflowExecution(workflow_id="wf-from-python", run_id="run-1")
+    check("inspect-proto-json", await run("Inspect", proto), {
+        "encoding": "json/protobuf", "messageType": "temporal.api.common.v1.WorkflowExecution",
+        "workflowId": "wf-from-python", "runId": "run-1"})
+    binary_client = await Client.connect(address, data_converter=DataConverter(
+        payload_converter_class=BinaryProtoFirstConverter))
+    got = await binary_client.execute_workflow("Inspect", proto, id=f"py-Inspect-{uuid.uuid4()}", task_queue=task_queue)
+    check("inspect-proto-binary", got, {
+        "encoding": "binary/protobuf", "messageType": "temporal.api.common.v1.WorkflowExecution",
+        "workflowId": "wf-from-python", "runId": "run-1"})
 
 
 if __name__ == "__main__":
