@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
-use tracing::{Instrument, Span};
 use tracing::field::{Empty, display};
+use tracing::{Instrument, Span};
 use trellis_core_proto::Payload;
 use trellis_worker::ActivityInfo;
 use trellis_worker::interceptors::{ActivityRequest, Headers};

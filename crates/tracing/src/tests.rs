@@ -30,9 +30,9 @@ use trellis_worker::interceptors::{
 };
 use trellis_worker::{ActivityInfo, WorkflowError};
 
+use crate::ClientTracingLayer;
 use crate::context::TraceContext;
 use crate::workflow::{self, ReplayFlag, RunFacts, RunTracing};
-use crate::ClientTracingLayer;
 
 type Respond<Req, Res, Err> = Arc<dyn Fn(&Req) -> Result<Res, Err> + Send + Sync>;
 
@@ -94,7 +94,10 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        assert!(self.ready, "the inner service was called before it was ready");
+        assert!(
+            self.ready,
+            "the inner service was called before it was ready"
+        );
         self.ready = false;
         let result = (self.respond)(&req);
         self.requests.lock().unwrap().push(req);
@@ -230,7 +233,9 @@ fn client_calls_without_headers_are_traced_and_failures_recorded() {
     let (results, spans) = capture(|| {
         block_on(async {
             (
-                svc.clone().oneshot(ClientCall::Cancel(target.clone())).await,
+                svc.clone()
+                    .oneshot(ClientCall::Cancel(target.clone()))
+                    .await,
                 svc.clone()
                     .oneshot(ClientCall::Terminate(target.clone()))
                     .await,
@@ -503,7 +508,11 @@ fn workflow_spans_continue_the_callers_trace() {
     let names: Vec<_> = spans.iter().map(|s| s.full_name()).collect();
     assert_eq!(
         names,
-        ["RunWorkflow:Greet", "HandleSignal:go", "StartActivity:compose"]
+        [
+            "RunWorkflow:Greet",
+            "HandleSignal:go",
+            "StartActivity:compose"
+        ]
     );
 
     let run_span = named(&spans, "RunWorkflow")[0];
@@ -602,7 +611,10 @@ fn untraced_start_roots_a_deterministic_trace_at_the_run() {
         let (_, spans) = capture(|| run(run_id, &Headers::new(), false).execute(&Headers::new()));
         let s = &spans[0];
         assert_eq!(s.get("parent_span_id"), None);
-        (s.field("trace_id").to_owned(), s.field("span_id").to_owned())
+        (
+            s.field("trace_id").to_owned(),
+            s.field("span_id").to_owned(),
+        )
     };
     assert_eq!(ids("run-c"), ids("run-c"));
     assert_ne!(ids("run-c").0, ids("run-d").0);
@@ -649,7 +661,11 @@ fn run_state_is_released_with_the_run() {
         ..
     } = r;
     drop(inbound);
-    assert_eq!(workflow::registered_runs(), before, "evicting the run frees it");
+    assert_eq!(
+        workflow::registered_runs(),
+        before,
+        "evicting the run frees it"
+    );
     // The outbound stack alone falls back to the replay flag it was built with.
     let (_, spans) = capture(|| {
         block_on(

@@ -136,7 +136,9 @@ impl Drop for RunTracing {
         let me: *const Self = self;
         let _ = RUNS.try_with(|runs| {
             if let Ok(mut runs) = runs.try_borrow_mut()
-                && runs.get(&self.key).is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
+                && runs
+                    .get(&self.key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), me))
             {
                 runs.remove(&self.key);
             }

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::Subscriber;
+use tracing::subscriber::Interest;
+use tracing::{Metadata, Subscriber};
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
 
 /// One span as a subscriber saw it.
 #[derive(Clone, Debug)]
@@ -71,6 +72,10 @@ impl Capture {
     }
 }
 
+fn ours(metadata: &Metadata<'_>) -> bool {
+    metadata.target() == "trellis_tracing"
+}
+
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
@@ -87,6 +92,20 @@ impl<S> Layer<S> for Capture
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    // Only the interceptor's spans: the engine's own (many, some at TRACE level) are neither
+    // recorded nor built.
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if ours(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        ours(metadata)
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         attrs.record(&mut Fields(&mut fields));
