@@ -20,7 +20,7 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! tracing_subscriber_init(); // any `tracing` subscriber, e.g. `tracing_subscriber::fmt::init()`
+//! tracing_subscriber::fmt::init(); // or any other `tracing` subscriber
 //! let tracing = TracingInterceptor::new();
 //! let client = Client::connect(tracing.apply_to_client(ClientConfig::new("127.0.0.1:7233"))).await?;
 //! let worker = Worker::new(&client, tracing.apply_to_worker(
@@ -35,7 +35,6 @@
 //! let handle = client.start_workflow("Greet", "world", WorkflowOptions::new("greet-1", "greetings")).await?;
 //! let greeting: String = handle.result().await?;
 //! # Ok(()) }
-//! # fn tracing_subscriber_init() {}
 //! ```
 //!
 //! # Spans
