@@ -66,6 +66,8 @@
 //! JSON object whose `traceparent` entry is `00-<32 hex trace id>-<16 hex span id>-<flags>`.
 //! The client writes it on start, signal and query; the workflow reads it on execute, signal
 //! and query, and writes it on every activity it schedules; the activity reads it.
+//! An activity attempt runs with its context as [`TraceContext::current`], so client calls it
+//! makes continue the trace; wrap other code in [`TraceContext::scope`] to do the same.
 //!
 //! # Determinism and replay
 //!
