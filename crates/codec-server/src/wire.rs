@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::payload::ExternalPayloadDetails;
 
@@ -206,45 +206,51 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Writes a proto3-JSON `Payloads` message (`{"payloads": [...]}`), metadata keys sorted.
+/// Writes a proto3-JSON `Payloads` message (`{"payloads": [...]}`): fields in protobuf order,
+/// metadata keys sorted.
 pub fn payloads_to_json(payloads: &[Payload]) -> Vec<u8> {
-    let items: Vec<Value> = payloads.iter().map(payload_to_json).collect();
-    let mut top = Map::new();
-    top.insert("payloads".into(), Value::Array(items));
-    serde_json::to_vec(&Value::Object(top)).expect("a JSON value always serializes")
+    let mut out = String::from(r#"{"payloads":["#);
+    for (i, payload) in payloads.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_payload(&mut out, payload);
+    }
+    out.push_str("]}");
+    out.into_bytes()
 }
 
-fn payload_to_json(payload: &Payload) -> Value {
-    let metadata: BTreeMap<&str, String> = payload
+fn write_payload(out: &mut String, payload: &Payload) {
+    let metadata: BTreeMap<&str, &[u8]> = payload
         .metadata
         .iter()
-        .map(|(k, v)| (k.as_str(), encode_base64(v)))
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
         .collect();
-    let mut fields = Map::new();
-    fields.insert(
-        "metadata".into(),
-        Value::Object(
-            metadata
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), Value::String(v)))
-                .collect(),
-        ),
-    );
-    fields.insert("data".into(), Value::String(encode_base64(&payload.data)));
-    if !payload.external_payloads.is_empty() {
-        let external = payload
-            .external_payloads
-            .iter()
-            .map(|d| {
-                let mut m = Map::new();
-                // proto3 JSON writes 64-bit integers as strings.
-                m.insert("sizeBytes".into(), Value::String(d.size_bytes.to_string()));
-                Value::Object(m)
-            })
-            .collect();
-        fields.insert("externalPayloads".into(), Value::Array(external));
+    out.push_str(r#"{"metadata":{"#);
+    for (i, (key, value)) in metadata.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(key).to_string());
+        out.push_str(":\"");
+        out.push_str(&encode_base64(value));
+        out.push('"');
     }
-    Value::Object(fields)
+    out.push_str(r#"},"data":""#);
+    out.push_str(&encode_base64(&payload.data));
+    out.push('"');
+    if !payload.external_payloads.is_empty() {
+        out.push_str(r#","externalPayloads":["#);
+        for (i, details) in payload.external_payloads.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // proto3 JSON writes 64-bit integers as strings.
+            out.push_str(&format!(r#"{{"sizeBytes":"{}"}}"#, details.size_bytes));
+        }
+        out.push(']');
+    }
+    out.push('}');
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -319,6 +325,11 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"payloads":[{"metadata":{},"data":""},{"metadata":{"encoding":"YmluYXJ5L251bGw="},"data":""}]}"#
         );
+        // Keys that need escaping survive the round trip.
+        let mut odd = new_payload("json/plain", b"1".to_vec());
+        odd.metadata.insert("a\"b\\c\u{e9}".into(), vec![0, 255]);
+        let out = payloads_to_json(std::slice::from_ref(&odd));
+        assert_eq!(payloads_from_json(&out).unwrap(), [odd]);
     }
 
     #[test]

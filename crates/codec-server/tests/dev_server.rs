@@ -271,7 +271,13 @@ async fn the_temporal_cli_decodes_through_the_binary() {
     };
     let without = run(false);
     assert!(without.contains(&encode_base64(b"binary/encrypted")), "{without}");
-    assert!(!without.contains("cli-secret-value"));
+    assert!(!without.contains(&encode_base64(br#""cli-secret-value""#)));
+    // The CLI prints payloads as proto3 JSON, so the decrypted input shows as base64.
     let with = run(true);
-    assert!(with.contains("cli-secret-value"), "{with}");
+    assert!(
+        with.contains(&format!(r#""data": "{}""#, encode_base64(br#""cli-secret-value""#))),
+        "{with}"
+    );
+    assert!(with.contains(&encode_base64(b"json/plain")), "{with}");
+    assert!(!with.contains(&encode_base64(b"binary/encrypted")), "{with}");
 }
