@@ -95,7 +95,9 @@ enum CorsOrigins {
 /// An origin given to [`CodecServerOptions::cors_origins`] is not of the form
 /// `http[s]://host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid CORS origin {origin:?}: {reason} (expected scheme://host[:port], e.g. http://localhost:8233)")]
+#[error(
+    "invalid CORS origin {origin:?}: {reason} (expected scheme://host[:port], e.g. http://localhost:8233)"
+)]
 pub struct InvalidOrigin {
     /// The origin as given.
     pub origin: String,
@@ -195,8 +197,8 @@ fn normalize_origin(origin: &str) -> Result<String, InvalidOrigin> {
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(bad("an origin has no path or query"));
     }
-    let normalized = format!("{}://{}", uri.scheme_str().unwrap_or_default(), authority)
-        .to_ascii_lowercase();
+    let normalized =
+        format!("{}://{}", uri.scheme_str().unwrap_or_default(), authority).to_ascii_lowercase();
     HeaderValue::from_str(&normalized).map_err(|_| bad("not a valid header value"))?;
     Ok(normalized)
 }
@@ -338,7 +340,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 error = %e,
                 "codec failed"
             );
-            error(status, format!("cannot {} payloads: {e}", op.name()), key_id)
+            error(
+                status,
+                format!("cannot {} payloads: {e}", op.name()),
+                key_id,
+            )
         }
     }
 }

@@ -81,7 +81,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                     .split_once('=')
                     .filter(|(id, path)| !id.is_empty() && !path.is_empty())
                     .ok_or_else(|| format!("--decryption-key takes ID=PATH, not {v:?}"))?;
-                out.decryption_keys.push((id.to_owned(), PathBuf::from(path)));
+                out.decryption_keys
+                    .push((id.to_owned(), PathBuf::from(path)));
             }
             "--zstd" if inline.is_none() => out.zstd = true,
             "--cors-origin" => out.cors_origins.push(value("--cors-origin")?),
@@ -240,7 +241,11 @@ mod tests {
         assert!(a.zstd);
         assert_eq!(a.cors_origins, ["http://a", "http://b"]);
         assert!(matches!(parse(&["--help"]), Err(e) if e == "help"));
-        assert!(parse(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            parse(&["--bogus"])
+                .unwrap_err()
+                .contains("unknown argument")
+        );
         assert!(parse(&["--listen"]).unwrap_err().contains("needs a value"));
         assert!(
             parse(&["--decryption-key", "nopath"])

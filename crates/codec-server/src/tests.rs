@@ -77,7 +77,10 @@ async fn encode_then_decode_round_trips() {
         assert_eq!(metadata_text(&encoded, i, "encoding"), "binary/encrypted");
         assert_eq!(metadata_text(&encoded, i, "encryption-key-id"), "k1");
     }
-    assert!(!encoded.to_string().contains("c2VjcmV0"), "plaintext leaked");
+    assert!(
+        !encoded.to_string().contains("c2VjcmV0"),
+        "plaintext leaked"
+    );
 
     // Decoded by the same server, at any depth, with the UI's query string.
     for path in [
@@ -193,7 +196,10 @@ async fn cors_preflight_answers_the_ui_origins_only() {
         assert_eq!(headers["access-control-allow-origin"], origin);
         assert_eq!(headers["access-control-allow-credentials"], "true");
         let methods = headers["access-control-allow-methods"].to_str().unwrap();
-        assert!(methods.contains("POST") && methods.contains("OPTIONS"), "{methods}");
+        assert!(
+            methods.contains("POST") && methods.contains("OPTIONS"),
+            "{methods}"
+        );
         let allowed = headers["access-control-allow-headers"]
             .to_str()
             .unwrap()
@@ -265,10 +271,7 @@ async fn namespaces_pick_their_own_converter() {
     );
     let body = body_of(&[json_payload("1")]);
     let (_, _, prod) = call(&app, post("/encode", Some("prod"), body.clone())).await;
-    assert_eq!(
-        metadata_text(&prod, 0, "encryption-key-id"),
-        "prod-key"
-    );
+    assert_eq!(metadata_text(&prod, 0, "encryption-key-id"), "prod-key");
     for ns in [None, Some("default"), Some("unconfigured")] {
         let (_, _, other) = call(&app, post("/encode", ns, body.clone())).await;
         assert_eq!(metadata_text(&other, 0, "encryption-key-id"), "default-key");

@@ -106,7 +106,10 @@ fn payload_from_json(value: Value, path: &str) -> Result<Payload, WireError> {
                 other => {
                     return Err(WireError::at(
                         &format!("{path}.metadata"),
-                        format!("expected an object of base64 strings, found {}", kind(&other)),
+                        format!(
+                            "expected an object of base64 strings, found {}",
+                            kind(&other)
+                        ),
                     ));
                 }
             },
@@ -120,7 +123,9 @@ fn payload_from_json(value: Value, path: &str) -> Result<Payload, WireError> {
                 Value::Array(items) => {
                     for (i, item) in items.into_iter().enumerate() {
                         let at = format!("{path}.externalPayloads[{i}]");
-                        payload.external_payloads.push(external_from_json(item, &at)?);
+                        payload
+                            .external_payloads
+                            .push(external_from_json(item, &at)?);
                     }
                 }
                 other => {
@@ -313,7 +318,9 @@ mod tests {
         );
         let out = String::from_utf8(payloads_to_json(&ps[..1])).unwrap();
         assert!(
-            out.ends_with(r#""data":"+/8=","externalPayloads":[{"sizeBytes":"12"},{"sizeBytes":"7"}]}]}"#),
+            out.ends_with(
+                r#""data":"+/8=","externalPayloads":[{"sizeBytes":"12"},{"sizeBytes":"7"}]}]}"#
+            ),
             "{out}"
         );
     }

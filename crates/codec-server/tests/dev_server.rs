@@ -156,7 +156,13 @@ impl Drop for Server {
 
 /// One HTTP/1.1 request over a fresh connection; returns the status, the header block and the
 /// body.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -181,8 +187,14 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &s
 
 #[test]
 fn the_binary_serves_over_http() {
-    let server = Server::start("bin-key", &["--zstd", "--cors-origin", "http://ui.test:8080"]);
-    let json = [("content-type", "application/json"), ("x-namespace", "default")];
+    let server = Server::start(
+        "bin-key",
+        &["--zstd", "--cors-origin", "http://ui.test:8080"],
+    );
+    let json = [
+        ("content-type", "application/json"),
+        ("x-namespace", "default"),
+    ];
     let plain = format!(
         r#"{{"payloads":[{{"metadata":{{"encoding":"{}"}},"data":"{}"}}]}}"#,
         encode_base64(b"json/plain"),
@@ -221,7 +233,10 @@ fn the_binary_serves_over_http() {
         "",
     );
     assert_eq!(status, 200);
-    assert!(head.contains("access-control-allow-origin: http://ui.test:8080"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://ui.test:8080"),
+        "{head}"
+    );
     assert!(head.contains("x-namespace"), "{head}");
 
     let (status, _, error) = http(&server.addr, "POST", "/decode", &json, "{oops");
@@ -270,14 +285,23 @@ async fn the_temporal_cli_decodes_through_the_binary() {
         String::from_utf8(out.stdout).unwrap()
     };
     let without = run(false);
-    assert!(without.contains(&encode_base64(b"binary/encrypted")), "{without}");
+    assert!(
+        without.contains(&encode_base64(b"binary/encrypted")),
+        "{without}"
+    );
     assert!(!without.contains(&encode_base64(br#""cli-secret-value""#)));
     // The CLI prints payloads as proto3 JSON, so the decrypted input shows as base64.
     let with = run(true);
     assert!(
-        with.contains(&format!(r#""data": "{}""#, encode_base64(br#""cli-secret-value""#))),
+        with.contains(&format!(
+            r#""data": "{}""#,
+            encode_base64(br#""cli-secret-value""#)
+        )),
         "{with}"
     );
     assert!(with.contains(&encode_base64(b"json/plain")), "{with}");
-    assert!(!with.contains(&encode_base64(b"binary/encrypted")), "{with}");
+    assert!(
+        !with.contains(&encode_base64(b"binary/encrypted")),
+        "{with}"
+    );
 }
