@@ -59,6 +59,8 @@ fn otel_name(call: &ClientCall) -> String {
         ClientCall::Terminate(_) => "TerminateWorkflow".to_owned(),
         ClientCall::Describe(_) => "DescribeWorkflow".to_owned(),
         ClientCall::FetchHistory(_) => "FetchWorkflowHistory".to_owned(),
+        ClientCall::List(_) => "ListWorkflows".to_owned(),
+        ClientCall::Count(_) => "CountWorkflows".to_owned(),
     }
 }
 
@@ -71,6 +73,7 @@ fn run_id(call: &ClientCall) -> Option<&str> {
         | ClientCall::Terminate(c)
         | ClientCall::Describe(c)
         | ClientCall::FetchHistory(c) => c.run_id.as_deref(),
+        ClientCall::List(_) | ClientCall::Count(_) => None,
     }
 }
 

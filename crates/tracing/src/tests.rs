@@ -376,11 +376,11 @@ fn run(run_id: &str, start_headers: &Headers, replaying: bool) -> Run {
     });
     let outbound_mock = OutboundMock::new(|req: &WorkflowOutbound| match req {
         WorkflowOutbound::ScheduleActivity(_) => Ok(WorkflowOutboundResponse::ActivityResolved(
-            ActivityResolution {
+            Box::new(ActivityResolution {
                 status: Some(activity_resolution::Status::Completed(Success {
                     result: None,
                 })),
-            },
+            }),
         )),
         WorkflowOutbound::StartTimer(_) => Ok(WorkflowOutboundResponse::TimerFired),
     });
@@ -453,12 +453,14 @@ impl Run {
         block_on(
             self.outbound
                 .clone()
-                .oneshot(WorkflowOutbound::ScheduleActivity(ScheduleActivity {
-                    seq,
-                    activity_id: seq.to_string(),
-                    activity_type: "compose".into(),
-                    ..Default::default()
-                })),
+                .oneshot(WorkflowOutbound::ScheduleActivity(Box::new(
+                    ScheduleActivity {
+                        seq,
+                        activity_id: seq.to_string(),
+                        activity_type: "compose".into(),
+                        ..Default::default()
+                    },
+                ))),
         )
         .unwrap();
         match self.outbound_mock.take_requests().pop() {
@@ -669,11 +671,13 @@ fn run_state_is_released_with_the_run() {
     // The outbound stack alone falls back to the replay flag it was built with.
     let (_, spans) = capture(|| {
         block_on(
-            outbound.oneshot(WorkflowOutbound::ScheduleActivity(ScheduleActivity {
-                seq: 1,
-                activity_type: "compose".into(),
-                ..Default::default()
-            })),
+            outbound.oneshot(WorkflowOutbound::ScheduleActivity(Box::new(
+                ScheduleActivity {
+                    seq: 1,
+                    activity_type: "compose".into(),
+                    ..Default::default()
+                },
+            ))),
         )
         .unwrap()
     });
