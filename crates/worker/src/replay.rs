@@ -390,9 +390,10 @@ async fn replay_lane(
         if let Some(ev) = eviction {
             if let Some((fed, mut outcome)) = active.remove(&run_id) {
                 if ev.reason() == EvictionReason::Nondeterminism && outcome.is_none() {
+                    let message = engine_message(&ev.message);
                     outcome = Some(ReplayOutcome::Nondeterminism {
-                        event_id: event_id_in(&ev.message),
-                        message: ev.message.clone(),
+                        event_id: event_id_in(&message),
+                        message,
                     });
                 }
                 let outcome = outcome.unwrap_or(ReplayOutcome::Ok);
@@ -450,6 +451,22 @@ async fn replay_lane(
     }
     core.finalize_shutdown().await;
     Ok(done)
+}
+
+/// The engine's own sentence out of an eviction message that wraps it in a debug dump
+/// (`… Failure { message: "[TMPRL1100] …", … }`).
+fn engine_message(raw: &str) -> String {
+    match raw.find("[TMPRL") {
+        Some(start) => {
+            let rest = &raw[start..];
+            let end = rest
+                .find("\", ")
+                .or_else(|| rest.find('"'))
+                .unwrap_or(rest.len());
+            rest[..end].replace("\\\"", "\"")
+        }
+        None => raw.to_owned(),
+    }
 }
 
 /// The event id in an engine non-determinism message, when it names one.

@@ -4,35 +4,11 @@
 //! Run it with `cargo xtask demo` (starts a local dev server), or against a server of your own:
 //! `TEMPORAL_ADDRESS=127.0.0.1:7233 cargo run -p trellis-example-hello`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use trellis_client::{Client, ClientConfig, WorkflowOptions};
-use trellis_worker::{
-    ActivityContext, ActivityError, Worker, WorkerConfig, WorkflowContext, WorkflowError,
-};
-
-async fn compose_greeting(
-    ctx: ActivityContext,
-    (greeting, name): (String, String),
-) -> Result<String, ActivityError> {
-    println!(
-        "  activity {} (attempt {}) composing a greeting for {name:?}",
-        ctx.info().activity_type,
-        ctx.info().attempt
-    );
-    Ok(format!("{greeting}, {name}!"))
-}
-
-async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
-    let greeting: String = ctx
-        .activity("compose_greeting")
-        .args(("Hello", &name))
-        .start_to_close_timeout(Duration::from_secs(10))
-        .run()
-        .await?;
-    ctx.timer(Duration::from_millis(500)).await;
-    Ok(greeting)
-}
+use trellis_example_hello::{compose_greeting, greet};
+use trellis_worker::{Worker, WorkerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
