@@ -182,6 +182,28 @@ async fn converter_bench(rounds: usize) -> Result<(), Box<dyn std::error::Error>
         r.median, r.min, r.max
     );
 
+    println!("## Converter throughput (a JSON string payload, encode + decode)\n");
+    println!("| payload | MB/s |");
+    println!("| --- | --- |");
+    for size in [1024usize, 1024 * 1024] {
+        let text: String = (0..size).map(|i| (b'a' + (i % 23) as u8) as char).collect();
+        let iters = (64 * 1024 * 1024 / size).clamp(16, 20_000);
+        let mut mbs = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let p = dc.encode(&text)?;
+                let back: String = dc.decode(&p)?;
+                std::hint::black_box(back);
+            }
+            mbs.push((size * iters) as f64 / t.elapsed().as_secs_f64() / 1e6);
+        }
+        let s = stats(mbs);
+        let label = if size == 1024 { "1 KiB" } else { "1 MiB" };
+        println!("| {label} | {:.0} [{:.0}–{:.0}] |", s.median, s.min, s.max);
+    }
+    println!();
+
     println!("## Codecs (encode + decode)\n");
     println!("| codec | payload | MB/s |");
     println!("| --- | --- | --- |");
@@ -212,5 +234,48 @@ async fn converter_bench(rounds: usize) -> Result<(), Box<dyn std::error::Error>
         }
     }
     println!();
+    layers_bench(rounds).await;
     Ok(())
+}
+
+/// The cost of stacked `from_fn` hooks on a boxed service (the shape of every `Send`
+/// interception point), per call, next to the bare boxed service in the same round.
+async fn layers_bench(rounds: usize) {
+    use tower::{Layer, ServiceExt};
+    use trellis_interceptor::{BoxError, Next, from_fn};
+    type Svc = tower::util::BoxCloneSyncService<u64, u64, BoxError>;
+    println!("## Stacked no-op layers (in process, per call)\n");
+    println!("| layers | ns per call | added over 0 layers |");
+    println!("| --- | --- | --- |");
+    let iters = 200_000u64;
+    let mut base = 0.0;
+    for n in [0usize, 1, 4, 16] {
+        let mut svc: Svc = Svc::new(tower::service_fn(|x: u64| async move {
+            Ok::<_, BoxError>(x + 1)
+        }));
+        for _ in 0..n {
+            svc =
+                Svc::new(from_fn(|x: u64, next: Next<u64, u64, BoxError>| next.run(x)).layer(svc));
+        }
+        let mut per_call = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for i in 0..iters {
+                std::hint::black_box(svc.clone().oneshot(i).await.ok());
+            }
+            per_call.push(t.elapsed().as_secs_f64() * 1e9 / iters as f64);
+        }
+        let s = stats(per_call);
+        if n == 0 {
+            base = s.median;
+        }
+        println!(
+            "| {n} | {:.0} [{:.0}–{:.0}] | {:.0} |",
+            s.median,
+            s.min,
+            s.max,
+            s.median - base
+        );
+    }
+    println!();
 }
