@@ -4,6 +4,7 @@ real server and prints its history as JSON (the SDK's own `to_json`).
 usage: python greet_history.py ADDRESS TASK_QUEUE WORKFLOW_ID
 """
 import asyncio
+import os
 import sys
 from datetime import timedelta
 
@@ -39,3 +40,8 @@ async def main(address: str, task_queue: str, workflow_id: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(*sys.argv[1:4]))
+    # Leave without interpreter finalization: the SDK's native runtime threads can abort a
+    # finalizing interpreter ("PyGILState_Release ... must be current") after all work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

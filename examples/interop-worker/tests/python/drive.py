@@ -4,6 +4,7 @@ usage: python drive.py ADDRESS TASK_QUEUE
 Prints one JSON object per check and exits non-zero on the first mismatch.
 """
 import asyncio
+import os
 import json
 import sys
 import uuid
@@ -83,3 +84,8 @@ async def main(address: str, task_queue: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], sys.argv[2]))
+    # Leave without interpreter finalization: the SDK's native runtime threads can abort a
+    # finalizing interpreter ("PyGILState_Release ... must be current") after all work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -88,3 +88,8 @@ async def main(address: str, task_queue: str, key_id: str, key_hex: str) -> None
 
 if __name__ == "__main__":
     asyncio.run(main(*sys.argv[1:5]))
+    # Leave without interpreter finalization: the SDK's native runtime threads can abort a
+    # finalizing interpreter ("PyGILState_Release ... must be current") after all work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
