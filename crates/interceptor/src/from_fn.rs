@@ -1,5 +1,6 @@
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
@@ -83,16 +84,28 @@ impl<F: Clone, S> Layer<S> for FromFnLayer<F> {
     fn layer(&self, inner: S) -> Self::Service {
         FromFn {
             f: self.f.clone(),
-            inner,
+            inner: Arc::new(inner),
         }
     }
 }
 
 /// The service made by [`FromFnLayer`].
-#[derive(Clone)]
+///
+/// The inner service is shared behind an `Arc`: cloning a `FromFn` (which every call does, to
+/// hand the rest of the stack to the hook) copies a pointer, and each call clones only the
+/// service directly below, so a stack of `n` hooks costs O(n) per call, not O(n²).
 pub struct FromFn<F, S> {
     f: F,
-    inner: S,
+    inner: Arc<S>,
+}
+
+impl<F: Clone, S> Clone for FromFn<F, S> {
+    fn clone(&self) -> Self {
+        Self {
+            f: self.f.clone(),
+            inner: Arc::clone(&self.inner),
+        }
+    }
 }
 
 impl<F, S> fmt::Debug for FromFn<F, S> {
@@ -122,7 +135,7 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let next = Next::new(self.inner.clone());
+        let next = Next::new(S::clone(&self.inner));
         Box::pin((self.f)(req, next))
     }
 }

@@ -142,14 +142,27 @@ where
 
     fn layer(&self, inner: LocalBoxService<Req, Res, Err>) -> Self::Service {
         let f = self.f.clone();
-        LocalBoxService::new(LocalFromFn { f, inner })
+        LocalBoxService::new(LocalFromFn {
+            f,
+            inner: std::rc::Rc::new(inner),
+        })
     }
 }
 
-#[derive(Clone)]
+/// Shares the inner stack behind an `Rc`, so a call clones only the service directly below
+/// (O(n) per call for `n` hooks, not O(n²)).
 struct LocalFromFn<F, S> {
     f: F,
-    inner: S,
+    inner: std::rc::Rc<S>,
+}
+
+impl<F: Clone, S> Clone for LocalFromFn<F, S> {
+    fn clone(&self) -> Self {
+        Self {
+            f: self.f.clone(),
+            inner: std::rc::Rc::clone(&self.inner),
+        }
+    }
 }
 
 impl<F, Fut, Req, Res, Err> Service<Req> for LocalFromFn<F, LocalBoxService<Req, Res, Err>>
@@ -170,7 +183,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let next = LocalNext {
-            inner: self.inner.clone(),
+            inner: LocalBoxService::clone(&self.inner),
         };
         Box::pin((self.f)(req, next))
     }
