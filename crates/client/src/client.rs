@@ -249,6 +249,7 @@ impl Client {
     }
 }
 
+/// An error's message followed by its sources' (each added once), joined with `: `.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = err.to_string();
     let mut src = err.source();

