@@ -51,6 +51,26 @@ pub enum ClientError {
         /// The failure message from the workflow or server.
         message: String,
     },
+    /// The workflow rejected an update (its validator, or no handler) or its handler failed.
+    #[error("update {update:?} failed: {}", failure_chain(failure))]
+    Update {
+        /// The update name.
+        update: String,
+        /// The failure the workflow reported (decoded).
+        failure: Box<Failure>,
+    },
+}
+
+fn failure_chain(f: &Failure) -> String {
+    let mut parts = Vec::new();
+    let mut cur = Some(f);
+    while let Some(f) = cur {
+        if !f.message.is_empty() {
+            parts.push(f.message.clone());
+        }
+        cur = f.cause.as_deref();
+    }
+    parts.join(": ")
 }
 
 impl From<WorkflowFailure> for ClientError {

@@ -13,7 +13,10 @@ use trellis_core_proto::time::from_proto_timestamp;
 
 use crate::client::Client;
 use crate::error::{ClientError, WorkflowFailure};
-use crate::interceptors::{ClientCall, ClientCallResponse, QueryCall, SignalCall, TargetCall};
+use crate::interceptors::{
+    ClientCall, ClientCallResponse, QueryCall, SignalCall, TargetCall, UpdateCall, UpdateOutcome,
+    UpdateRef, UpdateStage,
+};
 
 /// A handle to one workflow (a specific run, or the latest run when no run id is set).
 #[derive(Clone, Debug)]
@@ -234,6 +237,74 @@ impl WorkflowHandle {
         }
     }
 
+    /// Sends the update `name` with a list of arguments (a tuple, or `()` for none), waits
+    /// for the handler to finish and decodes its result. A rejected (validator, unknown name)
+    /// or failed update gives [`ClientError::Update`].
+    pub async fn update<T: DeserializeOwned + 'static>(
+        &self,
+        name: &str,
+        args: impl IntoPayloads,
+    ) -> Result<T, ClientError> {
+        self.start_update_with(name, args, UpdateStage::Completed)
+            .await?
+            .result()
+            .await
+    }
+
+    /// Sends the update `name` and waits only until the workflow accepted it (its validator
+    /// passed); [`UpdateHandle::result`] then waits for the handler's result.
+    pub async fn start_update(
+        &self,
+        name: &str,
+        args: impl IntoPayloads,
+    ) -> Result<UpdateHandle, ClientError> {
+        self.start_update_with(name, args, UpdateStage::Accepted)
+            .await
+    }
+
+    async fn start_update_with(
+        &self,
+        name: &str,
+        args: impl IntoPayloads,
+        wait_for: UpdateStage,
+    ) -> Result<UpdateHandle, ClientError> {
+        let args = self.client.data_converter().encode_args(args)?;
+        let update_id = uuid::Uuid::new_v4().to_string();
+        let call = ClientCall::Update(Box::new(UpdateCall {
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            update_id: update_id.clone(),
+            name: name.to_owned(),
+            args,
+            headers: Default::default(),
+            wait_for,
+        }));
+        match self.client.call(call).await? {
+            ClientCallResponse::Update { outcome, run_id } => {
+                let handle = UpdateHandle {
+                    client: self.client.clone(),
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: run_id.or_else(|| self.run_id.clone()),
+                    update_id,
+                    name: name.to_owned(),
+                    outcome: None,
+                };
+                match outcome {
+                    UpdateOutcome::Failed(failure) => Err(ClientError::Update {
+                        update: name.to_owned(),
+                        failure,
+                    }),
+                    UpdateOutcome::Accepted => Ok(handle),
+                    done => Ok(UpdateHandle {
+                        outcome: Some(done),
+                        ..handle
+                    }),
+                }
+            }
+            other => Err(ClientError::unexpected("update", &other)),
+        }
+    }
+
     fn target(&self, reason: &str) -> TargetCall {
         TargetCall {
             workflow_id: self.workflow_id.clone(),
@@ -291,6 +362,60 @@ impl WorkflowHandle {
         {
             ClientCallResponse::History(h) => Ok(h),
             other => Err(ClientError::unexpected("fetch_history", &other)),
+        }
+    }
+}
+
+/// An update the workflow accepted. See [`WorkflowHandle::start_update`].
+#[derive(Clone, Debug)]
+pub struct UpdateHandle {
+    client: Client,
+    workflow_id: String,
+    run_id: Option<String>,
+    update_id: String,
+    name: String,
+    outcome: Option<UpdateOutcome>,
+}
+
+impl UpdateHandle {
+    /// The update id.
+    pub fn id(&self) -> &str {
+        &self.update_id
+    }
+
+    /// Waits for the handler to finish and decodes its result; a failed handler gives
+    /// [`ClientError::Update`].
+    pub async fn result<T: DeserializeOwned + 'static>(&self) -> Result<T, ClientError> {
+        let outcome = match &self.outcome {
+            Some(o) => o.clone(),
+            None => {
+                let call = ClientCall::PollUpdate(UpdateRef {
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: self.run_id.clone(),
+                    update_id: self.update_id.clone(),
+                });
+                match self.client.call(call).await? {
+                    ClientCallResponse::Update { outcome, .. } => outcome,
+                    other => return Err(ClientError::unexpected("poll_update", &other)),
+                }
+            }
+        };
+        match outcome {
+            UpdateOutcome::Completed(p) => {
+                let payloads: Vec<Payload> = p.into_iter().collect();
+                Ok(self.client.data_converter().decode_args(&payloads)?)
+            }
+            UpdateOutcome::Failed(failure) => Err(ClientError::Update {
+                update: self.name.clone(),
+                failure,
+            }),
+            UpdateOutcome::Accepted => Err(ClientError::unexpected(
+                "poll_update",
+                &ClientCallResponse::Update {
+                    outcome: UpdateOutcome::Accepted,
+                    run_id: None,
+                },
+            )),
         }
     }
 }

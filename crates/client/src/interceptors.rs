@@ -19,13 +19,16 @@ use trellis_core_proto::api::enums::v1::TaskQueueKind;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
+use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
+use trellis_core_proto::api::update::v1::{self as update, UpdateRef as UpdateRefProto, WaitPolicy};
 use trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo;
 use trellis_core_proto::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
     ListWorkflowExecutionsRequest, QueryWorkflowRequest, RequestCancelWorkflowExecutionRequest,
-    SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
-    TerminateWorkflowExecutionRequest,
+    PollWorkflowExecutionUpdateRequest, SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+    UpdateWorkflowExecutionRequest,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_interceptor::BoxError;
@@ -57,6 +60,10 @@ pub enum ClientCall {
     List(ListCall),
     /// Count workflows matching a visibility query.
     Count(ListCall),
+    /// Send an update and wait until it reaches a stage (accepted or completed).
+    Update(Box<UpdateCall>),
+    /// Wait for the outcome of an update sent earlier.
+    PollUpdate(UpdateRef),
 }
 
 impl ClientCall {
@@ -72,6 +79,8 @@ impl ClientCall {
             Self::FetchHistory(_) => "fetch_history",
             Self::List(_) => "list_workflows",
             Self::Count(_) => "count_workflows",
+            Self::Update(_) => "update",
+            Self::PollUpdate(_) => "poll_update",
         }
     }
 
@@ -81,6 +90,7 @@ impl ClientCall {
             Self::StartWorkflow(c) => Some(&mut c.options.headers),
             Self::Signal(c) => Some(&mut c.headers),
             Self::Query(c) => Some(&mut c.headers),
+            Self::Update(c) => Some(&mut c.headers),
             _ => None,
         }
     }
@@ -91,6 +101,7 @@ impl ClientCall {
             Self::StartWorkflow(c) => Some(&mut c.args),
             Self::Signal(c) => Some(&mut c.args),
             Self::Query(c) => Some(&mut c.args),
+            Self::Update(c) => Some(&mut c.args),
             _ => None,
         }
     }
@@ -104,6 +115,8 @@ impl ClientCall {
             Self::Cancel(c) | Self::Terminate(c) | Self::Describe(c) | Self::FetchHistory(c) => {
                 &c.workflow_id
             }
+            Self::Update(c) => &c.workflow_id,
+            Self::PollUpdate(c) => &c.workflow_id,
             Self::List(_) | Self::Count(_) => "",
         }
     }
@@ -150,6 +163,56 @@ pub struct QueryCall {
     pub headers: Headers,
 }
 
+/// Until when an update call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateStage {
+    /// Until the workflow accepted (or rejected) the update.
+    Accepted,
+    /// Until the update handler finished (or the update was rejected).
+    Completed,
+}
+
+/// Updating a workflow.
+#[derive(Debug, Clone)]
+pub struct UpdateCall {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run, or the latest when `None`.
+    pub run_id: Option<String>,
+    /// The update id (the same id twice is the same update).
+    pub update_id: String,
+    /// The update name.
+    pub name: String,
+    /// The arguments, encoded.
+    pub args: Vec<Payload>,
+    /// Headers the workflow's inbound interceptors receive.
+    pub headers: Headers,
+    /// Until when the call waits.
+    pub wait_for: UpdateStage,
+}
+
+/// An update sent earlier.
+#[derive(Debug, Clone)]
+pub struct UpdateRef {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run, or the latest when `None`.
+    pub run_id: Option<String>,
+    /// The update id.
+    pub update_id: String,
+}
+
+/// Where an update stands.
+#[derive(Debug, Clone)]
+pub enum UpdateOutcome {
+    /// Accepted; the handler is running.
+    Accepted,
+    /// The handler's (encoded) result.
+    Completed(Option<Payload>),
+    /// Rejected by the validator, or failed by the handler.
+    Failed(Box<trellis_core_proto::Failure>),
+}
+
 /// A call about one workflow run (cancel, terminate, describe, fetch history).
 #[derive(Debug, Clone)]
 pub struct TargetCall {
@@ -189,6 +252,13 @@ pub enum ClientCallResponse {
     Workflows(Vec<WorkflowExecutionInfo>),
     /// How many workflows a count matched.
     Count(i64),
+    /// Where an update stands (with its run id, once known).
+    Update {
+        /// The outcome so far.
+        outcome: UpdateOutcome,
+        /// The run that took the update.
+        run_id: Option<String>,
+    },
 }
 
 /// The client-call service. Errors are boxed so any tower layer fits; a [`ClientError`] raised
@@ -208,6 +278,33 @@ fn execution(workflow_id: &str, run_id: &Option<String>) -> Option<WorkflowExecu
 
 fn header(headers: Headers) -> Option<Header> {
     (!headers.is_empty()).then_some(Header { fields: headers })
+}
+
+async fn update_outcome(
+    dc: &trellis_converter::DataConverter,
+    outcome: Option<update::Outcome>,
+    operation: &'static str,
+) -> Result<UpdateOutcome, ClientError> {
+    let codec = |e: trellis_converter::CodecError| ClientError::Codec {
+        operation,
+        cause: e,
+    };
+    Ok(match outcome.and_then(|o| o.value) {
+        None => UpdateOutcome::Accepted,
+        Some(update::outcome::Value::Success(p)) => {
+            let payloads = dc.decode_payloads(p.payloads).await.map_err(codec)?;
+            UpdateOutcome::Completed(payloads.into_iter().next())
+        }
+        Some(update::outcome::Value::Failure(mut f)) => {
+            if !dc.codecs().is_empty() {
+                dc.decode_message(&mut f, &trellis_converter::VisitOptions::default())
+                    .await
+                    .map_err(codec)?;
+            }
+            trellis_converter::decode_common_attributes(&mut f);
+            UpdateOutcome::Failed(Box::new(f))
+        }
+    })
 }
 
 /// The innermost client-call service: performs the RPC.
@@ -411,6 +508,82 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                     break ClientCallResponse::Workflows(found);
                 }
                 page_token = response.next_page_token;
+            }
+        }
+        ClientCall::Update(c) => {
+            let mut c = *c;
+            c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
+            let stage = match c.wait_for {
+                UpdateStage::Accepted => UpdateWorkflowExecutionLifecycleStage::Accepted,
+                UpdateStage::Completed => UpdateWorkflowExecutionLifecycleStage::Completed,
+            };
+            let request = UpdateWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_execution: execution(&c.workflow_id, &c.run_id),
+                wait_policy: Some(WaitPolicy {
+                    lifecycle_stage: stage as i32,
+                }),
+                request: Some(update::Request {
+                    meta: Some(update::Meta {
+                        update_id: c.update_id.clone(),
+                        identity: identity.clone(),
+                    }),
+                    input: Some(update::Input {
+                        header: header(c.headers),
+                        name: c.name,
+                        args: Some(Payloads { payloads: c.args }),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            // The server answers when the stage is reached or its long-poll times out; ask
+            // again until the stage is reached.
+            let response = loop {
+                let r = svc
+                    .update_workflow_execution(tonic::Request::new(request.clone()))
+                    .await
+                    .map_err(ClientError::rpc(op))?
+                    .into_inner();
+                if r.outcome.is_some() || r.stage >= stage as i32 {
+                    break r;
+                }
+            };
+            let run_id = response
+                .update_ref
+                .and_then(|u| u.workflow_execution)
+                .map(|e| e.run_id)
+                .filter(|r| !r.is_empty());
+            ClientCallResponse::Update {
+                outcome: update_outcome(dc, response.outcome, op).await?,
+                run_id,
+            }
+        }
+        ClientCall::PollUpdate(c) => {
+            let request = PollWorkflowExecutionUpdateRequest {
+                namespace: ns.clone(),
+                update_ref: Some(UpdateRefProto {
+                    workflow_execution: execution(&c.workflow_id, &c.run_id),
+                    update_id: c.update_id.clone(),
+                }),
+                identity: identity.clone(),
+                wait_policy: Some(WaitPolicy {
+                    lifecycle_stage: UpdateWorkflowExecutionLifecycleStage::Completed as i32,
+                }),
+            };
+            let response = loop {
+                let r = svc
+                    .poll_workflow_execution_update(tonic::Request::new(request.clone()))
+                    .await
+                    .map_err(ClientError::rpc(op))?
+                    .into_inner();
+                if r.outcome.is_some() {
+                    break r;
+                }
+            };
+            ClientCallResponse::Update {
+                outcome: update_outcome(dc, response.outcome, op).await?,
+                run_id: c.run_id,
             }
         }
         ClientCall::Count(c) => {

@@ -45,7 +45,7 @@ mod stack;
 pub use client::{Client, WorkflowOptions};
 pub use config::{ClientConfig, ConnectConfig, TlsConfig};
 pub use error::{ClientError, WorkflowFailure};
-pub use handle::{WorkflowDescription, WorkflowHandle};
+pub use handle::{UpdateHandle, WorkflowDescription, WorkflowHandle};
 /// gRPC status codes and statuses, as RPC errors carry them.
 pub use tonic::{Code, Status};
 pub use trellis_converter::{self as converter, DataConverter};

@@ -203,12 +203,59 @@ pub(crate) async fn run_activities(
     result
 }
 
+/// A side effect's function, waiting for the local activity runner.
+pub(crate) type SideEffectFn = Box<dyn FnOnce() -> Result<Payload, BoxError> + Send>;
+
+/// Side effects by (run id, activity seq). Run ids are unique, so one map serves every worker
+/// of the process.
+static SIDE_EFFECTS: std::sync::LazyLock<Mutex<HashMap<(String, u32), SideEffectFn>>> =
+    std::sync::LazyLock::new(Default::default);
+
+pub(crate) fn register_side_effect(run_id: &str, seq: u32, f: SideEffectFn) {
+    SIDE_EFFECTS
+        .lock()
+        .expect("side effect map poisoned")
+        .insert((run_id.to_owned(), seq), f);
+}
+
+/// Forgets side effects of a run that will not run (resolved from history, or evicted).
+pub(crate) fn forget_side_effects(run_id: &str, seqs: &[u32]) {
+    let mut map = SIDE_EFFECTS.lock().expect("side effect map poisoned");
+    for seq in seqs {
+        map.remove(&(run_id.to_owned(), *seq));
+    }
+}
+
+fn run_side_effect(info: &ActivityInfo) -> Result<Payload, BoxError> {
+    let key = (
+        info.workflow_run_id.clone(),
+        info.activity_id.parse::<u32>().unwrap_or_default(),
+    );
+    let f = SIDE_EFFECTS
+        .lock()
+        .expect("side effect map poisoned")
+        .remove(&key);
+    match f {
+        Some(f) => f(),
+        None => Err(BoxError::from(ApplicationFailure::new(
+            "SideEffectLost",
+            format!(
+                "the side effect (run {}, seq {}) is no longer held by this worker",
+                key.0, key.1
+            ),
+        ))),
+    }
+}
+
 /// The innermost activity service: finds the registered function and runs it.
 pub(crate) fn base_activity_service(registry: Arc<ActivityRegistry>) -> ActivityService {
     ActivityService::new(tower::service_fn(move |req: ActivityRequest| {
         let registry = registry.clone();
         async move {
             let info = req.context.info();
+            if info.activity_type == crate::workflow::ops::SIDE_EFFECT_TYPE {
+                return run_side_effect(info);
+            }
             let Some(f) = registry.get(&info.activity_type) else {
                 return Err(BoxError::from(ApplicationFailure::new(
                     "NotFoundError",

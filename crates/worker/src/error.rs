@@ -152,28 +152,140 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
                     a.to_string(),
                 )))
             }
-            _ => {
-                let mut failure = a.failure.clone();
-                if failures.encodes_common_attributes() {
-                    // The activity's failure was decoded for the workflow to read; it leaves
-                    // again inside the workflow's failure, so protect it the same way.
-                    let mut cur = Some(&mut failure);
-                    while let Some(f) = cur {
-                        if f.encoded_attributes.is_none() {
-                            trellis_converter::encode_common_attributes(f);
-                        }
-                        cur = f.cause.as_deref_mut();
-                    }
-                }
-                Outcome::FailWorkflow(failure)
-            }
+            _ => Outcome::FailWorkflow(reencode(a.failure.clone(), failures)),
         };
+    }
+    if e.is::<crate::workflow::ops::ScopeCancelled>() {
+        return Outcome::Cancel;
+    }
+    if let Some(c) = e.downcast_ref::<ChildWorkflowFailed>() {
+        return match &c.kind {
+            ChildWorkflowFailedKind::Failed | ChildWorkflowFailedKind::Cancelled => {
+                Outcome::FailWorkflow(reencode(c.failure.clone(), failures))
+            }
+            ChildWorkflowFailedKind::StartFailed(_) => Outcome::FailWorkflow(
+                failures.application_to_failure(&ApplicationFailure::new(
+                    "ChildWorkflowStartFailed",
+                    c.to_string(),
+                )),
+            ),
+            _ => Outcome::FailTask(failures.application_to_failure(&ApplicationFailure::new(
+                "ChildWorkflowError",
+                c.to_string(),
+            ))),
+        };
+    }
+    if let Some(x) = e.downcast_ref::<ExternalWorkflowFailed>() {
+        return Outcome::FailWorkflow(failures.application_to_failure(
+            &ApplicationFailure::new("ExternalWorkflowError", x.to_string()),
+        ));
     }
     if let Some(app) = e.downcast_ref::<ApplicationFailure>() {
         return Outcome::FailWorkflow(failures.application_to_failure(app));
     }
     Outcome::FailTask(failures.error_to_failure(e))
 }
+
+/// A failure decoded for the workflow to read leaves again inside the workflow's failure:
+/// protect it the same way it arrived.
+fn reencode(mut failure: Failure, failures: &FailureConverter) -> Failure {
+    if failures.encodes_common_attributes() {
+        let mut cur = Some(&mut failure);
+        while let Some(f) = cur {
+            if f.encoded_attributes.is_none() {
+                trellis_converter::encode_common_attributes(f);
+            }
+            cur = f.cause.as_deref_mut();
+        }
+    }
+    failure
+}
+
+/// Why a child workflow did not produce a result.
+#[derive(Debug, Clone)]
+pub enum ChildWorkflowFailedKind {
+    /// The server refused to start it (e.g. the id is in use); the cause is named.
+    StartFailed(String),
+    /// The child failed (or timed out, or was terminated).
+    Failed,
+    /// The child was cancelled.
+    Cancelled,
+    /// The options or arguments are unusable. Fails the workflow task.
+    InvalidOptions(String),
+    /// The result does not decode into the requested type. Fails the workflow task.
+    Decode(String),
+    /// A workflow outbound interceptor refused or replaced the call. Fails the workflow task.
+    Rejected(String),
+}
+
+/// A child workflow did not produce a result. Returned with `?` from a workflow, a failed or
+/// cancelled child fails the workflow with the child's failure.
+#[derive(Debug, Clone)]
+pub struct ChildWorkflowFailed {
+    /// The child's workflow type.
+    pub workflow_type: String,
+    /// The child's workflow id.
+    pub workflow_id: String,
+    /// How it ended.
+    pub kind: ChildWorkflowFailedKind,
+    /// The failure as the server recorded it; its cause is the child's own error.
+    pub failure: Failure,
+}
+
+impl ChildWorkflowFailed {
+    /// The innermost failure message (the child's own error).
+    pub fn cause_message(&self) -> String {
+        let mut f = &self.failure;
+        while let Some(c) = f.cause.as_deref() {
+            f = c;
+        }
+        f.message.clone()
+    }
+}
+
+impl std::fmt::Display for ChildWorkflowFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "child workflow {} (id {}) ",
+            self.workflow_type, self.workflow_id
+        )?;
+        match &self.kind {
+            ChildWorkflowFailedKind::StartFailed(cause) => write!(f, "could not start: {cause}"),
+            ChildWorkflowFailedKind::Failed => write!(f, "failed: {}", self.cause_message()),
+            ChildWorkflowFailedKind::Cancelled => f.write_str("was cancelled"),
+            ChildWorkflowFailedKind::InvalidOptions(m) => write!(f, "cannot be started: {m}"),
+            ChildWorkflowFailedKind::Decode(m) => write!(f, "result: {m}"),
+            ChildWorkflowFailedKind::Rejected(m) => write!(f, "was refused by an interceptor: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ChildWorkflowFailed {}
+
+/// Signalling or cancelling another workflow failed (e.g. it does not exist). Returned with
+/// `?` from a workflow, it fails the workflow.
+#[derive(Debug, Clone)]
+pub struct ExternalWorkflowFailed {
+    /// The target workflow id.
+    pub workflow_id: String,
+    /// `signal` or `cancel`.
+    pub operation: &'static str,
+    /// The failure the server reported.
+    pub failure: Failure,
+}
+
+impl std::fmt::Display for ExternalWorkflowFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of workflow {} failed: {}",
+            self.operation, self.workflow_id, self.failure.message
+        )
+    }
+}
+
+impl std::error::Error for ExternalWorkflowFailed {}
 
 /// Why an activity called from a workflow did not produce a result.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 //! | point | request | response | service |
 //! | --- | --- | --- | --- |
 //! | activity inbound | [`ActivityRequest`] | the result [`Payload`] | [`ActivityService`] (`Send`) |
-//! | workflow inbound | [`WorkflowInbound`]: execute, signal, query | [`WorkflowInboundResponse`] | [`WorkflowInboundService`] (per run, `!Send`) |
-//! | workflow outbound | [`WorkflowOutbound`]: schedule activity, start timer | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
+//! | workflow inbound | [`WorkflowInbound`]: execute, signal, query, validate update, update | [`WorkflowInboundResponse`] | [`WorkflowInboundService`] (per run, `!Send`) |
+//! | workflow outbound | [`WorkflowOutbound`]: schedule activity / local activity, start timer, start child, signal / cancel external, continue-as-new | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
 //!
 //! Register layers on [`WorkerConfig`](crate::WorkerConfig); the first registered is the
 //! outermost. Activity layers are any tower `Layer` (e.g. `tower::timeout::TimeoutLayer`,
@@ -23,7 +23,12 @@ use std::time::Duration;
 use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
 use trellis_core_proto::Payload;
 use trellis_core_proto::coresdk::activity_result::ActivityResolution;
-use trellis_core_proto::coresdk::workflow_commands::ScheduleActivity;
+use trellis_core_proto::api::failure::v1::Failure;
+use trellis_core_proto::coresdk::workflow_activation::ResolveChildWorkflowExecutionStart;
+use trellis_core_proto::coresdk::workflow_commands::{
+    ContinueAsNewWorkflowExecution, RequestCancelExternalWorkflowExecution, ScheduleActivity,
+    ScheduleLocalActivity, SignalExternalWorkflowExecution, StartChildWorkflowExecution,
+};
 use trellis_interceptor::{BoxError, LocalBoxService};
 
 use crate::activity::ActivityContext;
@@ -67,6 +72,11 @@ pub enum WorkflowInbound {
     Signal(SignalInput),
     /// Answer a query (handlers must answer without waiting).
     Query(QueryInput),
+    /// Run an update's validator (it must answer without waiting). An error rejects the
+    /// update: it never reaches the history.
+    ValidateUpdate(UpdateInput),
+    /// Run an accepted update's handler.
+    Update(UpdateInput),
 }
 
 impl WorkflowInbound {
@@ -76,6 +86,7 @@ impl WorkflowInbound {
             Self::Execute(x) => &x.headers,
             Self::Signal(x) => &x.headers,
             Self::Query(x) => &x.headers,
+            Self::ValidateUpdate(x) | Self::Update(x) => &x.headers,
         }
     }
 
@@ -85,6 +96,7 @@ impl WorkflowInbound {
             Self::Execute(x) => &mut x.headers,
             Self::Signal(x) => &mut x.headers,
             Self::Query(x) => &mut x.headers,
+            Self::ValidateUpdate(x) | Self::Update(x) => &mut x.headers,
         }
     }
 
@@ -94,6 +106,7 @@ impl WorkflowInbound {
             Self::Execute(x) => &mut x.args,
             Self::Signal(x) => &mut x.args,
             Self::Query(x) => &mut x.args,
+            Self::ValidateUpdate(x) | Self::Update(x) => &mut x.args,
         }
     }
 }
@@ -129,6 +142,19 @@ pub struct QueryInput {
     pub headers: Headers,
 }
 
+/// An update (validation or execution).
+#[derive(Debug, Clone)]
+pub struct UpdateInput {
+    /// The update id (unique within the workflow).
+    pub id: String,
+    /// The update name.
+    pub name: String,
+    /// The arguments, still encoded.
+    pub args: Vec<Payload>,
+    /// The headers the caller attached.
+    pub headers: Headers,
+}
+
 /// The answer to a [`WorkflowInbound`] request.
 #[derive(Debug, Clone)]
 pub enum WorkflowInboundResponse {
@@ -138,6 +164,10 @@ pub enum WorkflowInboundResponse {
     SignalAccepted,
     /// The query's (encoded) answer.
     QueryAnswer(Payload),
+    /// The update's validator accepted it.
+    UpdateValid,
+    /// The update's handler returned this (encoded) result.
+    UpdateCompleted(Payload),
 }
 
 /// The workflow inbound service of one run.
@@ -151,6 +181,17 @@ pub enum WorkflowOutbound {
     ScheduleActivity(Box<ScheduleActivity>),
     /// Start a durable timer.
     StartTimer(StartTimerInput),
+    /// Schedule a local activity (run by this worker, recorded as a marker).
+    ScheduleLocalActivity(Box<ScheduleLocalActivity>),
+    /// Start a child workflow; answered when the child has started (or failed to).
+    StartChildWorkflow(Box<StartChildWorkflowExecution>),
+    /// Signal another workflow (or a child).
+    SignalExternal(Box<SignalExternalWorkflowExecution>),
+    /// Ask another workflow to cancel.
+    CancelExternal(Box<RequestCancelExternalWorkflowExecution>),
+    /// Close this run and start a new one of the same workflow id. Never answered: the run
+    /// ends with it.
+    ContinueAsNew(Box<ContinueAsNewWorkflowExecution>),
 }
 
 impl WorkflowOutbound {
@@ -158,7 +199,24 @@ impl WorkflowOutbound {
     pub fn headers_mut(&mut self) -> Option<&mut Headers> {
         match self {
             Self::ScheduleActivity(x) => Some(&mut x.headers),
-            Self::StartTimer(_) => None,
+            Self::ScheduleLocalActivity(x) => Some(&mut x.headers),
+            Self::StartChildWorkflow(x) => Some(&mut x.headers),
+            Self::SignalExternal(x) => Some(&mut x.headers),
+            Self::ContinueAsNew(x) => Some(&mut x.headers),
+            Self::StartTimer(_) | Self::CancelExternal(_) => None,
+        }
+    }
+
+    /// The request's name, e.g. `schedule_activity`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ScheduleActivity(_) => "schedule_activity",
+            Self::StartTimer(_) => "start_timer",
+            Self::ScheduleLocalActivity(_) => "schedule_local_activity",
+            Self::StartChildWorkflow(_) => "start_child_workflow",
+            Self::SignalExternal(_) => "signal_external",
+            Self::CancelExternal(_) => "cancel_external",
+            Self::ContinueAsNew(_) => "continue_as_new",
         }
     }
 }
@@ -179,6 +237,11 @@ pub enum WorkflowOutboundResponse {
     ActivityResolved(Box<ActivityResolution>),
     /// The timer fired.
     TimerFired,
+    /// How starting the child workflow went (its result arrives later, on the child handle).
+    ChildStarted(Box<ResolveChildWorkflowExecutionStart>),
+    /// The signal or cancellation request reached the other workflow (`None`), or could
+    /// not (the failure).
+    ExternalResolved(Option<Box<Failure>>),
 }
 
 /// The workflow outbound service of one run.

@@ -55,11 +55,23 @@ mod worker;
 mod workflow;
 
 pub use activity::{ActivityContext, ActivityInfo};
-pub use error::{ActivityError, ActivityFailed, ActivityFailedKind, WorkerError, WorkflowError};
+pub use error::{
+    ActivityError, ActivityFailed, ActivityFailedKind, ChildWorkflowFailed,
+    ChildWorkflowFailedKind, ExternalWorkflowFailed, WorkerError, WorkflowError,
+};
 pub use registry::{ActivityDefinition, WorkflowDefinition};
 pub use trellis_converter::{ApplicationFailure, RawValue};
 pub use worker::{ShutdownHandle, Worker, WorkerConfig};
+pub use trellis_core_proto::api::enums::v1::WorkflowIdReusePolicy;
+pub use trellis_core_proto::coresdk::child_workflow::{
+    ChildWorkflowCancellationType, ParentClosePolicy,
+};
+pub use trellis_core_proto::coresdk::workflow_commands::ActivityCancellationType;
 pub use workflow::context::{
-    ActivityCall, ActivityFuture, CancelRequested, SignalChannel, Timer, WorkflowContext,
-    WorkflowInfo,
+    ActivityCall, ActivityFuture, CancelRequested, DynamicSignalChannel, SignalChannel, Timer,
+    WorkflowContext, WorkflowInfo,
+};
+pub use workflow::ops::{
+    CancellationScope, ChildWorkflowCall, ChildWorkflowHandle, ContinueAsNew,
+    ExternalWorkflowHandle, ScopeCancelled, SideEffect,
 };

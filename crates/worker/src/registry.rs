@@ -32,6 +32,7 @@ pub(crate) type ActivityFn = Arc<
 pub struct WorkflowDefinition {
     pub(crate) name: String,
     pub(crate) factory: WorkflowFactory,
+    pub(crate) dynamic: bool,
 }
 
 impl std::fmt::Debug for WorkflowDefinition {
@@ -68,7 +69,41 @@ impl WorkflowDefinition {
         Self {
             name: name.into(),
             factory,
+            dynamic: false,
         }
+    }
+
+    /// A **dynamic** workflow: serves every workflow type not registered by name on the
+    /// worker. `f(ctx, args)` gets the start arguments still encoded (decode them with
+    /// `ctx.data_converter()`); the type name is `ctx.info().workflow_type`.
+    pub fn dynamic<O, F, Fut>(f: F) -> Self
+    where
+        O: Serialize + 'static,
+        F: Fn(WorkflowContext, Vec<Payload>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + 'static,
+    {
+        let f = Arc::new(f);
+        let factory: WorkflowFactory = Arc::new(move |ctx: WorkflowContext, args: Vec<Payload>| {
+            let f = f.clone();
+            Box::pin(async move {
+                let converter: DataConverter = ctx.data_converter().clone();
+                let output = f(ctx, args).await?;
+                converter
+                    .payloads()
+                    .encode(&output)
+                    .map_err(WorkflowError::task)
+            }) as WorkflowFuture
+        });
+        Self {
+            name: DYNAMIC_NAME.to_owned(),
+            factory,
+            dynamic: true,
+        }
+    }
+
+    /// Whether this is the dynamic (catch-all) workflow.
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     /// The workflow type name.
@@ -82,7 +117,11 @@ impl WorkflowDefinition {
 pub struct ActivityDefinition {
     pub(crate) name: String,
     pub(crate) run: ActivityFn,
+    pub(crate) dynamic: bool,
 }
+
+/// The name a dynamic registration is listed under.
+pub(crate) const DYNAMIC_NAME: &str = "*";
 
 impl std::fmt::Debug for ActivityDefinition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,7 +159,39 @@ impl ActivityDefinition {
         Self {
             name: name.into(),
             run,
+            dynamic: false,
         }
+    }
+
+    /// A **dynamic** activity: serves every activity type not registered by name on the
+    /// worker. `f(ctx, args)` gets the arguments still encoded; the type name is
+    /// `ctx.info().activity_type`.
+    pub fn dynamic<O, F, Fut>(f: F) -> Self
+    where
+        O: Serialize + 'static,
+        F: Fn(ActivityContext, Vec<Payload>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let run: ActivityFn = Arc::new(move |ctx: ActivityContext, args: Vec<Payload>| {
+            let converter = ctx.data_converter().clone();
+            let fut = f(ctx, args);
+            async move {
+                let output = fut.await?;
+                Ok(converter.payloads().encode(&output)?)
+            }
+            .boxed()
+        });
+        Self {
+            name: DYNAMIC_NAME.to_owned(),
+            run,
+            dynamic: true,
+        }
+    }
+
+    /// Whether this is the dynamic (catch-all) activity.
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     /// The activity type name.
@@ -132,6 +203,7 @@ impl ActivityDefinition {
 /// Registered functions by type name.
 pub(crate) struct Registry<T> {
     map: HashMap<String, T>,
+    dynamic: Option<T>,
 }
 
 /// Workflows by type name.
@@ -144,14 +216,27 @@ impl<T: Clone> Registry<T> {
     /// `source` says where each entry came from, for the error message.
     fn build<'a>(
         kind: &'static str,
-        entries: impl IntoIterator<Item = (&'a str, &'a str, &'a T)>,
+        entries: impl IntoIterator<Item = (&'a str, &'a str, bool, &'a T)>,
     ) -> Result<Self, WorkerError>
     where
         T: 'a,
     {
         let mut sources: HashMap<&str, &str> = HashMap::new();
         let mut map = HashMap::new();
-        for (source, name, value) in entries {
+        let mut dynamic: Option<(&str, T)> = None;
+        for (source, name, is_dynamic, value) in entries {
+            if is_dynamic {
+                if let Some((first, _)) = dynamic {
+                    return Err(WorkerError::Duplicate {
+                        kind,
+                        name: "(dynamic)".to_owned(),
+                        first: first.to_owned(),
+                        second: source.to_owned(),
+                    });
+                }
+                dynamic = Some((source, value.clone()));
+                continue;
+            }
             if let Some(first) = sources.insert(name, source) {
                 return Err(WorkerError::Duplicate {
                     kind,
@@ -162,21 +247,28 @@ impl<T: Clone> Registry<T> {
             }
             map.insert(name.to_owned(), value.clone());
         }
-        Ok(Self { map })
+        Ok(Self {
+            map,
+            dynamic: dynamic.map(|(_, v)| v),
+        })
     }
 
+    /// The function registered under `name`, else the dynamic one.
     pub(crate) fn get(&self, name: &str) -> Option<&T> {
-        self.map.get(name)
+        self.map.get(name).or(self.dynamic.as_ref())
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<_> = self.map.keys().cloned().collect();
         v.sort();
+        if self.dynamic.is_some() {
+            v.push(DYNAMIC_NAME.to_owned());
+        }
         v
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.dynamic.is_none()
     }
 }
 
@@ -190,13 +282,13 @@ pub(crate) fn build_registries(
             "workflow",
             workflows
                 .iter()
-                .map(|(source, d)| (source.as_str(), d.name.as_str(), &d.factory)),
+                .map(|(source, d)| (source.as_str(), d.name.as_str(), d.dynamic, &d.factory)),
         )?,
         Registry::build(
             "activity",
             activities
                 .iter()
-                .map(|(source, d)| (source.as_str(), d.name.as_str(), &d.run)),
+                .map(|(source, d)| (source.as_str(), d.name.as_str(), d.dynamic, &d.run)),
         )?,
     ))
 }

@@ -161,6 +161,30 @@ impl WorkerConfig {
         self.register_activity(ActivityDefinition::new(name, f))
     }
 
+    /// Registers the **dynamic** workflow: it serves every workflow type not registered by
+    /// name, getting the start arguments still encoded (`ctx.info().workflow_type` names the
+    /// type). At most one per worker.
+    pub fn dynamic_workflow<O, F, Fut>(self, f: F) -> Self
+    where
+        O: serde::Serialize + 'static,
+        F: Fn(WorkflowContext, Vec<Payload>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + 'static,
+    {
+        self.register_workflow(WorkflowDefinition::dynamic(f))
+    }
+
+    /// Registers the **dynamic** activity: it serves every activity type not registered by
+    /// name, getting the arguments still encoded (`ctx.info().activity_type` names the type).
+    /// At most one per worker.
+    pub fn dynamic_activity<O, F, Fut>(self, f: F) -> Self
+    where
+        O: serde::Serialize + 'static,
+        F: Fn(ActivityContext, Vec<Payload>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
+    {
+        self.register_activity(ActivityDefinition::dynamic(f))
+    }
+
     /// Registers a workflow definition.
     pub fn register_workflow(mut self, definition: WorkflowDefinition) -> Self {
         self.workflows.push((CONFIG_SOURCE.to_owned(), definition));
@@ -272,7 +296,8 @@ impl Worker {
             .client_identity_override(client.identity().to_owned())
             .task_types(WorkerTaskTypes {
                 enable_workflows: !config.workflows.is_empty(),
-                enable_local_activities: false,
+                // Local activities (and side effects) run for this worker's own workflows.
+                enable_local_activities: !config.workflows.is_empty(),
                 enable_remote_activities: !config.activities.is_empty(),
                 enable_nexus: false,
             })
@@ -355,7 +380,7 @@ impl Worker {
             })?;
             loops.spawn(run_workflows(core.clone(), thread, converter.clone()));
         }
-        if !activities.is_empty() {
+        if !activities.is_empty() || !workflows.is_empty() {
             let mut service = base_activity_service(activities.clone());
             for layer in activity_layers.iter().rev() {
                 service = tower::Layer::layer(layer, service);

@@ -152,6 +152,81 @@ async fn inspect(
     Ok(out)
 }
 
+/// Signals, queries and updates: signal `add` adds to a total, query `total` reads it,
+/// update `add_and_get` adds (its validator rejects negatives) and returns the total, update
+/// `finish` ends the workflow with the total once every update handler is done.
+async fn messages(ctx: WorkflowContext, start: i64) -> Result<i64, WorkflowError> {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let total = Rc::new(Cell::new(start));
+    let done = Rc::new(Cell::new(false));
+    let t = total.clone();
+    ctx.set_query_handler("total", move |(): ()| t.get());
+    let t = total.clone();
+    ctx.set_update_handler("add_and_get", move |n: i64| {
+        let t = t.clone();
+        async move {
+            t.set(t.get() + n);
+            Ok(t.get())
+        }
+    });
+    ctx.set_update_validator("add_and_get", |n: &i64| {
+        if *n < 0 {
+            Err(ApplicationFailure::new("Negative", format!("cannot add {n}")).into())
+        } else {
+            Ok(())
+        }
+    });
+    let d = done.clone();
+    ctx.set_update_handler("finish", move |(): ()| {
+        let d = d.clone();
+        async move {
+            d.set(true);
+            Ok(())
+        }
+    });
+    let mut adds = ctx.signal_channel::<i64>("add");
+    loop {
+        let next = adds.recv();
+        let finished = ctx.wait_condition(|| done.get());
+        futures::pin_mut!(next, finished);
+        match futures::future::select(next, finished).await {
+            futures::future::Either::Left((n, _)) => total.set(total.get() + n?),
+            futures::future::Either::Right(_) => break,
+        }
+    }
+    ctx.all_handlers_finished().await;
+    Ok(total.get())
+}
+
+#[derive(Deserialize)]
+struct ChildInput {
+    workflow_type: String,
+    task_queue: String,
+    arg: serde_json::Value,
+}
+
+/// Starts a child workflow (any type, on any task queue — e.g. one a Python worker serves)
+/// and returns its result.
+async fn parent(ctx: WorkflowContext, input: ChildInput) -> Result<serde_json::Value, WorkflowError> {
+    Ok(ctx
+        .child_workflow(input.workflow_type)
+        .task_queue(input.task_queue)
+        .arg(&input.arg)
+        .execution_timeout(Duration::from_secs(60))
+        .run()
+        .await?)
+}
+
+/// Continues as new `n` times, carrying how many runs it took; returns that list of run
+/// counts.
+async fn count_down(ctx: WorkflowContext, (n, runs): (u32, u32)) -> Result<String, WorkflowError> {
+    if n > 0 {
+        return Err(ctx.continue_as_new(&(n - 1, runs + 1)).into());
+    }
+    Ok(format!("done after {} runs", runs + 1))
+}
+
 /// The worker configuration of the interop contract.
 fn worker_config(task_queue: &str) -> WorkerConfig {
     WorkerConfig::new(task_queue)
@@ -160,6 +235,9 @@ fn worker_config(task_queue: &str) -> WorkerConfig {
         .workflow("Sleep", sleep)
         .workflow("Fail", fail)
         .workflow("Inspect", inspect)
+        .workflow("Messages", messages)
+        .workflow("Parent", parent)
+        .workflow("CountDown", count_down)
         .activity("compose_greeting", compose_greeting)
         .activity("echo", echo)
 }

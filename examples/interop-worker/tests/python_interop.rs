@@ -128,3 +128,25 @@ fn python_client_with_encryption_codec_talks_to_an_encrypting_worker() {
     stop_worker(worker);
     let _ = std::fs::remove_file(key_file);
 }
+
+#[test]
+fn python_signals_queries_and_updates_trellis_and_serves_its_child() {
+    let task_queue = trellis_testing::unique("interop-msg");
+    let worker = start_worker(&task_queue, &[]);
+    let (checks, stdout) = run_driver("drive_messages.py", &[&task_queue]);
+    assert_eq!(
+        names(&checks),
+        [
+            "query-after-signals",
+            "update-result",
+            "update-rejected",
+            "update-unknown",
+            "messages-result",
+            "rejected-updates-not-in-history",
+            "child-served-by-python",
+            "continue-as-new"
+        ]
+    );
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    stop_worker(worker);
+}

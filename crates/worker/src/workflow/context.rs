@@ -22,8 +22,15 @@ use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::RetryPolicy;
 use trellis_core_proto::api::failure::v1::Failure;
 use trellis_core_proto::coresdk::activity_result::{ActivityResolution, activity_resolution};
+use trellis_core_proto::api::sdk::v1::UserMetadata;
+use trellis_core_proto::coresdk::child_workflow::ChildWorkflowResult;
+use trellis_core_proto::coresdk::workflow_activation::{
+    ResolveChildWorkflowExecutionStart, resolve_child_workflow_execution_start,
+};
 use trellis_core_proto::coresdk::workflow_commands::{
-    ScheduleActivity, SetPatchMarker, StartTimer, WorkflowCommand, workflow_command,
+    ActivityCancellationType, CancelTimer, RequestCancelActivity, RequestCancelLocalActivity,
+    ScheduleActivity, ScheduleLocalActivity, SetPatchMarker, StartTimer, WorkflowCommand,
+    workflow_command,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_interceptor::LocalBoxService;
@@ -33,7 +40,7 @@ use crate::interceptors::{
     StartTimerInput, WorkflowOutbound, WorkflowOutboundResponse, WorkflowOutboundService,
 };
 
-type OutboundFuture = LocalBoxFuture<'static, Result<WorkflowOutboundResponse, WorkflowError>>;
+pub(crate) type OutboundFuture = LocalBoxFuture<'static, Result<WorkflowOutboundResponse, WorkflowError>>;
 
 /// Facts about the running workflow.
 #[derive(Debug, Clone)]
@@ -57,10 +64,11 @@ pub struct WorkflowInfo {
 }
 
 type QueryHandler = Rc<dyn Fn(&[Payload]) -> Result<Payload, String>>;
+type DynamicQueryHandler = Rc<dyn Fn(&str, &[Payload]) -> Result<Payload, String>>;
 
-struct Slot<T> {
-    result: Option<T>,
-    waker: Option<Waker>,
+pub(crate) struct Slot<T> {
+    pub(crate) result: Option<T>,
+    pub(crate) waker: Option<Waker>,
 }
 
 impl<T> Default for Slot<T> {
@@ -73,7 +81,7 @@ impl<T> Default for Slot<T> {
 }
 
 impl<T> Slot<T> {
-    fn resolve(&mut self, value: T) {
+    pub(crate) fn resolve(&mut self, value: T) {
         self.result = Some(value);
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -85,18 +93,52 @@ impl<T> Slot<T> {
 struct SignalQueue {
     pending: VecDeque<Vec<Payload>>,
     waker: Option<Waker>,
+    /// Whether workflow code asked for this name's channel (a dynamic channel takes the
+    /// signals of names nobody asked for).
+    opened: bool,
 }
+
+/// A signal for the dynamic channel: its name and its arguments, still encoded.
+type DynamicSignal = (String, Vec<Payload>);
 
 pub(crate) struct RunState {
     /// Sequence numbers are counted per command kind, as in the other core-based SDKs, so
     /// timer and activity ids in histories match theirs (a Python-made history replays here).
     next_timer_seq: u32,
+    /// Shared by remote and local activities, as in the Python SDK.
     next_activity_seq: u32,
+    next_child_seq: u32,
+    next_signal_external_seq: u32,
+    next_cancel_external_seq: u32,
     pub(crate) commands: Vec<WorkflowCommand>,
     timers: HashMap<u32, Slot<()>>,
     activities: HashMap<u32, Slot<ActivityResolution>>,
+    pub(crate) child_starts: HashMap<u32, Slot<ResolveChildWorkflowExecutionStart>>,
+    pub(crate) child_results: HashMap<u32, Slot<ChildWorkflowResult>>,
+    signal_externals: HashMap<u32, Slot<Option<Failure>>>,
+    cancel_externals: HashMap<u32, Slot<Option<Failure>>>,
     signals: HashMap<String, SignalQueue>,
+    dynamic_signals: Option<(VecDeque<DynamicSignal>, Option<Waker>)>,
     queries: HashMap<String, QueryHandler>,
+    dynamic_query: Option<DynamicQueryHandler>,
+    pub(crate) updates: HashMap<String, super::messages::UpdateHandler>,
+    pub(crate) dynamic_update: Option<super::messages::DynamicUpdateHandler>,
+    /// Update handlers accepted and still running.
+    pub(crate) running_updates: usize,
+    pub(crate) handlers_finished_wakers: Vec<Waker>,
+    /// `wait_condition` futures whose condition was false when last checked.
+    pub(crate) condition_waiters: Vec<Waker>,
+    /// How many `wait_condition` futures have completed (the driver re-checks the others
+    /// after one does, since the code it released may have changed what they wait on).
+    pub(crate) conditions_met: u64,
+    /// Set once the run is closing (its result is decided): dropped futures then send no
+    /// cancellation commands.
+    pub(crate) closing: bool,
+    /// Side effects this run handed to the local activity runner, by activity seq.
+    pub(crate) side_effects: Vec<u32>,
+    /// Summaries of activities about to be scheduled, by seq (sent as the command's
+    /// user metadata).
+    pub(crate) activity_summaries: HashMap<u32, Payload>,
     now: SystemTime,
     replaying: bool,
     history_length: u32,
@@ -142,11 +184,29 @@ impl WorkflowContext {
                 state: RefCell::new(RunState {
                     next_timer_seq: 1,
                     next_activity_seq: 1,
+                    next_child_seq: 1,
+                    next_signal_external_seq: 1,
+                    next_cancel_external_seq: 1,
                     commands: Vec::new(),
                     timers: HashMap::new(),
                     activities: HashMap::new(),
+                    child_starts: HashMap::new(),
+                    child_results: HashMap::new(),
+                    signal_externals: HashMap::new(),
+                    cancel_externals: HashMap::new(),
                     signals: HashMap::new(),
+                    dynamic_signals: None,
                     queries: HashMap::new(),
+                    dynamic_query: None,
+                    updates: HashMap::new(),
+                    dynamic_update: None,
+                    running_updates: 0,
+                    handlers_finished_wakers: Vec::new(),
+                    condition_waiters: Vec::new(),
+                    conditions_met: 0,
+                    closing: false,
+                    side_effects: Vec::new(),
+                    activity_summaries: HashMap::new(),
                     now: SystemTime::UNIX_EPOCH,
                     replaying: false,
                     history_length: 0,
@@ -216,10 +276,36 @@ impl WorkflowContext {
         seq
     }
 
-    fn next_activity_seq(&self) -> u32 {
+    pub(crate) fn next_activity_seq(&self) -> u32 {
         let mut st = self.shared.state.borrow_mut();
         let seq = st.next_activity_seq;
         st.next_activity_seq += 1;
+        seq
+    }
+
+    /// The seq the next activity will take.
+    pub(crate) fn peek_activity_seq(&self) -> u32 {
+        self.shared.state.borrow().next_activity_seq
+    }
+
+    pub(crate) fn next_child_seq(&self) -> u32 {
+        let mut st = self.shared.state.borrow_mut();
+        let seq = st.next_child_seq;
+        st.next_child_seq += 1;
+        seq
+    }
+
+    pub(crate) fn next_signal_external_seq(&self) -> u32 {
+        let mut st = self.shared.state.borrow_mut();
+        let seq = st.next_signal_external_seq;
+        st.next_signal_external_seq += 1;
+        seq
+    }
+
+    pub(crate) fn next_cancel_external_seq(&self) -> u32 {
+        let mut st = self.shared.state.borrow_mut();
+        let seq = st.next_cancel_external_seq;
+        st.next_cancel_external_seq += 1;
         seq
     }
 
@@ -233,12 +319,13 @@ impl WorkflowContext {
         }));
         Timer {
             ctx: self.clone(),
+            seq,
             fut,
         }
     }
 
     /// Sends a request through the run's outbound stack.
-    fn outbound(&self, req: WorkflowOutbound) -> OutboundFuture {
+    pub(crate) fn outbound(&self, req: WorkflowOutbound) -> OutboundFuture {
         let svc = self.shared.outbound.borrow().clone();
         match svc {
             Some(svc) => Box::pin(svc.oneshot(req)),
@@ -261,7 +348,21 @@ impl WorkflowContext {
             start_to_close: None,
             heartbeat: None,
             retry_policy: None,
+            cancellation_type: ActivityCancellationType::TryCancel,
+            summary: None,
+            local: false,
+            local_retry_threshold: None,
         }
+    }
+
+    /// Prepares a call of the **local** activity named `activity_type`: it runs on this
+    /// worker (registered like any activity), without a round trip through the server's task
+    /// queue, and its result is recorded in history as a marker. Use it for short operations;
+    /// `task_queue` and `heartbeat_timeout` do not apply.
+    pub fn local_activity(&self, activity_type: impl Into<String>) -> ActivityCall {
+        let mut call = self.activity(activity_type);
+        call.local = true;
+        call
     }
 
     /// The signals named `name`, in the order they arrived. Signals that arrived before the
@@ -272,7 +373,8 @@ impl WorkflowContext {
             .borrow_mut()
             .signals
             .entry(name.to_owned())
-            .or_default();
+            .or_default()
+            .opened = true;
         SignalChannel {
             ctx: self.clone(),
             name: name.to_owned(),
@@ -298,6 +400,38 @@ impl WorkflowContext {
             .borrow_mut()
             .queries
             .insert(name.to_owned(), h);
+    }
+
+    /// Every signal whose name has no [`signal_channel`](Self::signal_channel) when it
+    /// arrives, as `(name, encoded arguments)`: a catch-all for dynamic signal names. Signals
+    /// already buffered for names nobody asked for are delivered first.
+    pub fn dynamic_signal_channel(&self) -> DynamicSignalChannel {
+        let mut st = self.shared.state.borrow_mut();
+        if st.dynamic_signals.is_none() {
+            let mut buffered = VecDeque::new();
+            let mut names: Vec<String> = st
+                .signals
+                .iter()
+                .filter(|(_, q)| !q.opened && !q.pending.is_empty())
+                .map(|(n, _)| n.clone())
+                .collect();
+            names.sort();
+            for name in names {
+                if let Some(q) = st.signals.remove(&name) {
+                    buffered.extend(q.pending.into_iter().map(|p| (name.clone(), p)));
+                }
+            }
+            st.dynamic_signals = Some((buffered, None));
+        }
+        DynamicSignalChannel { ctx: self.clone() }
+    }
+
+    /// Answers every query that has no handler of its own: `handler(name, encoded args)`.
+    pub fn set_dynamic_query_handler<F>(&self, handler: F)
+    where
+        F: Fn(&str, &[Payload]) -> Result<Payload, String> + 'static,
+    {
+        self.shared.state.borrow_mut().dynamic_query = Some(Rc::new(handler));
     }
 
     /// Whether to take the new code path of a change guarded by patch `id`.
@@ -382,8 +516,14 @@ impl RunShared {
     }
 
     pub(crate) fn resolve_activity(&self, seq: u32, result: ActivityResolution) {
-        if let Some(slot) = self.state.borrow_mut().activities.get_mut(&seq) {
+        let mut st = self.state.borrow_mut();
+        if let Some(slot) = st.activities.get_mut(&seq) {
             slot.resolve(result);
+        }
+        if let Some(i) = st.side_effects.iter().position(|s| *s == seq) {
+            // Resolved (run, or read back from history on replay): its function is not needed.
+            st.side_effects.swap_remove(i);
+            crate::activity::forget_side_effects(&self.info.run_id, &[seq]);
         }
     }
 
@@ -393,10 +533,56 @@ impl RunShared {
 
     pub(crate) fn signal(&self, name: &str, input: Vec<Payload>) {
         let mut st = self.state.borrow_mut();
+        let opened = st.signals.get(name).is_some_and(|q| q.opened);
+        if !opened && let Some((queue, waker)) = st.dynamic_signals.as_mut() {
+            queue.push_back((name.to_owned(), input));
+            if let Some(w) = waker.take() {
+                w.wake();
+            }
+            return;
+        }
         let q = st.signals.entry(name.to_owned()).or_default();
         q.pending.push_back(input);
         if let Some(w) = q.waker.take() {
             w.wake();
+        }
+    }
+
+    pub(crate) fn dynamic_query_handler(&self) -> Option<DynamicQueryHandler> {
+        self.state.borrow().dynamic_query.clone()
+    }
+
+    pub(crate) fn resolve_child_start(&self, seq: u32, r: ResolveChildWorkflowExecutionStart) {
+        let mut st = self.state.borrow_mut();
+        // A child that failed to start (or was cancelled before starting) also has no result.
+        let start_failed = !matches!(
+            r.status,
+            Some(resolve_child_workflow_execution_start::Status::Succeeded(_))
+        );
+        if let Some(slot) = st.child_starts.get_mut(&seq) {
+            slot.resolve(r);
+        }
+        if start_failed {
+            st.child_results.remove(&seq);
+        }
+    }
+
+    pub(crate) fn resolve_child(&self, seq: u32, r: ChildWorkflowResult) {
+        let mut st = self.state.borrow_mut();
+        if let Some(slot) = st.child_results.get_mut(&seq) {
+            slot.resolve(r);
+        }
+    }
+
+    pub(crate) fn resolve_signal_external(&self, seq: u32, failure: Option<Failure>) {
+        if let Some(slot) = self.state.borrow_mut().signal_externals.get_mut(&seq) {
+            slot.resolve(failure);
+        }
+    }
+
+    pub(crate) fn resolve_cancel_external(&self, seq: u32, failure: Option<Failure>) {
+        if let Some(slot) = self.state.borrow_mut().cancel_externals.get_mut(&seq) {
+            slot.resolve(failure);
         }
     }
 
@@ -442,7 +628,31 @@ impl RunShared {
 #[must_use = "a timer does nothing unless awaited"]
 pub struct Timer {
     ctx: WorkflowContext,
+    seq: u32,
     fut: OutboundFuture,
+}
+
+impl Drop for Timer {
+    /// A timer dropped before it fired is cancelled (a `CancelTimer` command).
+    fn drop(&mut self) {
+        let mut st = self.ctx.shared.state.borrow_mut();
+        if st.closing {
+            return;
+        }
+        let pending = st
+            .timers
+            .get(&self.seq)
+            .is_some_and(|slot| slot.result.is_none());
+        if pending {
+            st.timers.remove(&self.seq);
+            st.commands.push(WorkflowCommand {
+                variant: Some(workflow_command::Variant::CancelTimer(CancelTimer {
+                    seq: self.seq,
+                })),
+                ..Default::default()
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Timer {
@@ -481,6 +691,10 @@ pub struct ActivityCall {
     start_to_close: Option<Duration>,
     heartbeat: Option<Duration>,
     retry_policy: Option<RetryPolicy>,
+    cancellation_type: ActivityCancellationType,
+    summary: Option<String>,
+    local: bool,
+    local_retry_threshold: Option<Duration>,
 }
 
 impl std::fmt::Debug for ActivityCall {
@@ -550,9 +764,34 @@ impl ActivityCall {
         self
     }
 
+    /// What cancelling the call (dropping its future or [`ActivityFuture::cancel`]) does:
+    /// `TryCancel` (default) asks the activity to cancel and resolves at once;
+    /// `WaitCancellationCompleted` resolves once the activity acknowledged;
+    /// `Abandon` resolves at once without telling the activity.
+    pub fn cancellation_type(mut self, cancellation_type: ActivityCancellationType) -> Self {
+        self.cancellation_type = cancellation_type;
+        self
+    }
+
+    /// A short human-readable summary shown in the Temporal UI for this activity.
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
+    }
+
+    /// For a local activity: retries whose backoff is longer than this become a durable
+    /// timer and a fresh local activity (default: core's, one minute).
+    pub fn local_retry_threshold(mut self, d: Duration) -> Self {
+        self.local_retry_threshold = Some(d);
+        self
+    }
+
     /// Schedules the activity and returns a future of its result, decoded as `T`.
+    ///
+    /// Dropping the future before it resolves cancels the activity (see
+    /// [`ActivityCall::cancellation_type`]).
     pub fn run<T: DeserializeOwned + 'static>(self) -> ActivityFuture<T> {
-        let ctx = self.ctx;
+        let ctx = self.ctx.clone();
         let seq = ctx.next_activity_seq();
         let activity_id = seq.to_string();
         let invalid = |msg: String| ActivityFailed {
@@ -568,42 +807,123 @@ impl ActivityCall {
             )),
             _ => None,
         };
+        let current_seq = Rc::new(std::cell::Cell::new(seq));
+        let local = self.local;
+        let activity_type = self.activity_type.clone();
         let fut = match early {
             Some(e) => Err(e),
-            None => Ok(ctx.outbound(WorkflowOutbound::ScheduleActivity(Box::new(
-                ScheduleActivity {
-                    seq,
-                    activity_id: activity_id.clone(),
-                    activity_type: self.activity_type.clone(),
-                    task_queue: self
-                        .task_queue
-                        .unwrap_or_else(|| ctx.shared.info.task_queue.clone()),
-                    arguments: self.args.unwrap_or_default(),
-                    schedule_to_close_timeout: self.schedule_to_close.map(to_proto_duration),
-                    schedule_to_start_timeout: self.schedule_to_start.map(to_proto_duration),
-                    start_to_close_timeout: self.start_to_close.map(to_proto_duration),
-                    heartbeat_timeout: self.heartbeat.map(to_proto_duration),
-                    retry_policy: self.retry_policy,
-                    ..Default::default()
-                },
-            )))),
+            None if self.local => Ok(self.schedule_local(seq, current_seq.clone())),
+            None => {
+                if let Some(summary) = &self.summary
+                    && let Ok(p) = ctx.shared.converter.encode(summary)
+                {
+                    ctx.shared
+                        .state
+                        .borrow_mut()
+                        .activity_summaries
+                        .insert(seq, p);
+                }
+                Ok(ctx.outbound(WorkflowOutbound::ScheduleActivity(Box::new(
+                    ScheduleActivity {
+                        seq,
+                        activity_id: activity_id.clone(),
+                        activity_type: self.activity_type.clone(),
+                        task_queue: self
+                            .task_queue
+                            .unwrap_or_else(|| ctx.shared.info.task_queue.clone()),
+                        arguments: self.args.unwrap_or_default(),
+                        schedule_to_close_timeout: self.schedule_to_close.map(to_proto_duration),
+                        schedule_to_start_timeout: self.schedule_to_start.map(to_proto_duration),
+                        start_to_close_timeout: self.start_to_close.map(to_proto_duration),
+                        heartbeat_timeout: self.heartbeat.map(to_proto_duration),
+                        retry_policy: self.retry_policy,
+                        cancellation_type: self.cancellation_type as i32,
+                        ..Default::default()
+                    },
+                ))))
+            }
         };
         ActivityFuture {
             ctx,
-            activity_type: self.activity_type,
+            activity_type,
             activity_id,
+            local,
+            seq: current_seq,
+            cancel_sent: std::cell::Cell::new(false),
             fut: Some(fut),
             _t: PhantomData,
         }
     }
+
+    /// A local activity: schedules it, and when core asks for a long backoff, waits on a
+    /// durable timer and schedules the next attempt (as the other core-based SDKs do).
+    fn schedule_local(self, first_seq: u32, current: Rc<std::cell::Cell<u32>>) -> OutboundFuture {
+        let ctx = self.ctx.clone();
+        let args = self.args.unwrap_or_default();
+        let summary = self.summary.and_then(|s| ctx.shared.converter.encode(&s).ok());
+        let template = ScheduleLocalActivity {
+            seq: first_seq,
+            activity_id: first_seq.to_string(),
+            activity_type: self.activity_type,
+            attempt: 1,
+            original_schedule_time: None,
+            headers: HashMap::new(),
+            arguments: args,
+            schedule_to_close_timeout: self.schedule_to_close.map(to_proto_duration),
+            schedule_to_start_timeout: self.schedule_to_start.map(to_proto_duration),
+            start_to_close_timeout: self.start_to_close.map(to_proto_duration),
+            retry_policy: self.retry_policy,
+            local_retry_threshold: self.local_retry_threshold.map(to_proto_duration),
+            cancellation_type: self.cancellation_type as i32,
+            include_arguments_in_marker: false,
+        };
+        Box::pin(async move {
+            let mut cmd = template;
+            loop {
+                if let Some(p) = &summary {
+                    ctx.shared
+                        .state
+                        .borrow_mut()
+                        .activity_summaries
+                        .insert(cmd.seq, p.clone());
+                }
+                current.set(cmd.seq);
+                let answer = ctx
+                    .outbound(WorkflowOutbound::ScheduleLocalActivity(Box::new(cmd.clone())))
+                    .await?;
+                let backoff = match &answer {
+                    WorkflowOutboundResponse::ActivityResolved(r) => match &r.status {
+                        Some(activity_resolution::Status::Backoff(b)) => b.clone(),
+                        _ => return Ok(answer),
+                    },
+                    _ => return Ok(answer),
+                };
+                let wait = backoff
+                    .backoff_duration
+                    .as_ref()
+                    .map(trellis_core_proto::time::from_proto_duration)
+                    .unwrap_or_default();
+                ctx.timer(wait).await;
+                cmd.seq = ctx.next_activity_seq();
+                cmd.attempt = backoff.attempt;
+                cmd.original_schedule_time = backoff.original_schedule_time;
+            }
+        })
+    }
 }
 
 /// The result of an activity; await it. See [`ActivityCall::run`].
+///
+/// Dropping it before it resolves cancels the activity (per its cancellation type).
 #[must_use = "an activity's result is lost unless awaited"]
 pub struct ActivityFuture<T> {
     ctx: WorkflowContext,
     activity_type: String,
     activity_id: String,
+    local: bool,
+    /// The seq of the current attempt (a local activity gets a new one after a backoff).
+    seq: Rc<std::cell::Cell<u32>>,
+    cancel_sent: std::cell::Cell<bool>,
     fut: Option<Result<OutboundFuture, ActivityFailed>>,
     _t: PhantomData<fn() -> T>,
 }
@@ -618,6 +938,65 @@ impl<T> std::fmt::Debug for ActivityFuture<T> {
 }
 
 impl<T> Unpin for ActivityFuture<T> {}
+
+impl<T> ActivityFuture<T> {
+    /// Asks for the activity to be cancelled; keep awaiting the future for the outcome
+    /// (an [`ActivityFailed`] of kind [`ActivityFailedKind::Cancelled`] unless the activity
+    /// finished first). Does nothing if the activity was not scheduled yet (the future was
+    /// never polled) or already resolved.
+    pub fn cancel(&self) {
+        self.request_cancel(false);
+    }
+
+    fn request_cancel(&self, forget: bool) {
+        if self.cancel_sent.get() {
+            if forget {
+                self.ctx
+                    .shared
+                    .state
+                    .borrow_mut()
+                    .activities
+                    .remove(&self.seq.get());
+            }
+            return;
+        }
+        let seq = self.seq.get();
+        let mut st = self.ctx.shared.state.borrow_mut();
+        if st.closing {
+            return;
+        }
+        let pending = st
+            .activities
+            .get(&seq)
+            .is_some_and(|slot| slot.result.is_none());
+        if !pending {
+            return;
+        }
+        if forget {
+            st.activities.remove(&seq);
+        }
+        self.cancel_sent.set(true);
+        let variant = if self.local {
+            workflow_command::Variant::RequestCancelLocalActivity(RequestCancelLocalActivity {
+                seq,
+            })
+        } else {
+            workflow_command::Variant::RequestCancelActivity(RequestCancelActivity { seq })
+        };
+        st.commands.push(WorkflowCommand {
+            variant: Some(variant),
+            ..Default::default()
+        });
+    }
+}
+
+impl<T> Drop for ActivityFuture<T> {
+    fn drop(&mut self) {
+        if matches!(self.fut, Some(Ok(_))) {
+            self.request_cancel(true);
+        }
+    }
+}
 
 impl<T: DeserializeOwned + 'static> Future for ActivityFuture<T> {
     type Output = Result<T, ActivityFailed>;
@@ -743,6 +1122,36 @@ impl<T: DeserializeOwned + 'static> SignalChannel<T> {
     }
 }
 
+/// Signals of any name nobody opened a channel for. See
+/// [`WorkflowContext::dynamic_signal_channel`].
+pub struct DynamicSignalChannel {
+    ctx: WorkflowContext,
+}
+
+impl std::fmt::Debug for DynamicSignalChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicSignalChannel").finish()
+    }
+}
+
+impl DynamicSignalChannel {
+    /// The next signal as `(name, encoded arguments)`, waiting for one if none is buffered.
+    /// Decode the arguments with [`WorkflowContext::data_converter`].
+    pub fn recv(&mut self) -> impl Future<Output = (String, Vec<Payload>)> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut st = self.ctx.shared.state.borrow_mut();
+            let (queue, waker) = st.dynamic_signals.get_or_insert_with(Default::default);
+            match queue.pop_front() {
+                Some(s) => Poll::Ready(s),
+                None => {
+                    *waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
 /// Completes when the workflow is asked to cancel. See [`WorkflowContext::cancelled`].
 pub struct CancelRequested {
     ctx: WorkflowContext,
@@ -775,66 +1184,139 @@ pub(crate) fn base_outbound(shared: &Rc<RunShared>) -> WorkflowOutboundService {
     let weak = Rc::downgrade(shared);
     LocalBoxService::from_fn(move |req: WorkflowOutbound| {
         let weak = weak.clone();
-        let issued = weak.upgrade().map(|shared| match req {
-            WorkflowOutbound::ScheduleActivity(cmd) => {
-                let seq = cmd.seq;
-                shared
-                    .state
-                    .borrow_mut()
-                    .activities
-                    .insert(seq, Slot::default());
-                shared.push_command(workflow_command::Variant::ScheduleActivity(*cmd));
-                Wait::Activity(seq)
-            }
-            WorkflowOutbound::StartTimer(t) => {
-                shared
-                    .state
-                    .borrow_mut()
-                    .timers
-                    .insert(t.seq, Slot::default());
-                shared.push_command(workflow_command::Variant::StartTimer(StartTimer {
-                    seq: t.seq,
-                    start_to_fire_timeout: Some(to_proto_duration(t.duration)),
-                }));
-                Wait::Timer(t.seq)
-            }
-        });
+        let issued = weak.upgrade().map(|shared| issue(&shared, req));
         std::future::poll_fn(move |cx| {
             let (Some(wait), Some(shared)) = (issued, weak.upgrade()) else {
                 return Poll::Ready(Err(WorkflowError::task("the workflow run is gone")));
             };
             let mut st = shared.state.borrow_mut();
-            match wait {
-                Wait::Activity(seq) => {
-                    let slot = st.activities.entry(seq).or_default();
-                    match slot.result.take() {
-                        Some(r) => {
-                            st.activities.remove(&seq);
-                            Poll::Ready(Ok(WorkflowOutboundResponse::ActivityResolved(Box::new(r))))
-                        }
-                        None => {
-                            slot.waker = Some(cx.waker().clone());
-                            Poll::Pending
-                        }
+            fn take<T>(
+                map: &mut HashMap<u32, Slot<T>>,
+                seq: u32,
+                cx: &mut Context<'_>,
+            ) -> Option<T> {
+                let slot = map.entry(seq).or_default();
+                match slot.result.take() {
+                    Some(r) => {
+                        map.remove(&seq);
+                        Some(r)
                     }
-                }
-                Wait::Timer(seq) => {
-                    let slot = st.timers.entry(seq).or_default();
-                    if slot.result.take().is_some() {
-                        st.timers.remove(&seq);
-                        Poll::Ready(Ok(WorkflowOutboundResponse::TimerFired))
-                    } else {
+                    None => {
                         slot.waker = Some(cx.waker().clone());
-                        Poll::Pending
+                        None
                     }
                 }
             }
+            let answer = match wait {
+                Wait::Activity(seq) => take(&mut st.activities, seq, cx)
+                    .map(|r| WorkflowOutboundResponse::ActivityResolved(Box::new(r))),
+                Wait::Timer(seq) => {
+                    take(&mut st.timers, seq, cx).map(|()| WorkflowOutboundResponse::TimerFired)
+                }
+                Wait::ChildStart(seq) => take(&mut st.child_starts, seq, cx)
+                    .map(|r| WorkflowOutboundResponse::ChildStarted(Box::new(r))),
+                Wait::SignalExternal(seq) => take(&mut st.signal_externals, seq, cx)
+                    .map(|f| WorkflowOutboundResponse::ExternalResolved(f.map(Box::new))),
+                Wait::CancelExternal(seq) => take(&mut st.cancel_externals, seq, cx)
+                    .map(|f| WorkflowOutboundResponse::ExternalResolved(f.map(Box::new))),
+                // The run ends with this command: nothing answers it.
+                Wait::Never => None,
+            };
+            match answer {
+                Some(a) => Poll::Ready(Ok(a)),
+                None => Poll::Pending,
+            }
         })
     })
+}
+
+/// Records the command for `req` and the slot its resolution will land in.
+fn issue(shared: &RunShared, req: WorkflowOutbound) -> Wait {
+    let mut st = shared.state.borrow_mut();
+    let (wait, variant, metadata) = match req {
+        WorkflowOutbound::ScheduleActivity(cmd) => {
+            st.activities.insert(cmd.seq, Slot::default());
+            let summary = st.activity_summaries.remove(&cmd.seq);
+            (
+                Wait::Activity(cmd.seq),
+                workflow_command::Variant::ScheduleActivity(*cmd),
+                summary.map(|s| UserMetadata {
+                    summary: Some(s),
+                    details: None,
+                }),
+            )
+        }
+        WorkflowOutbound::ScheduleLocalActivity(cmd) => {
+            st.activities.insert(cmd.seq, Slot::default());
+            let summary = st.activity_summaries.remove(&cmd.seq);
+            (
+                Wait::Activity(cmd.seq),
+                workflow_command::Variant::ScheduleLocalActivity(*cmd),
+                summary.map(|s| UserMetadata {
+                    summary: Some(s),
+                    details: None,
+                }),
+            )
+        }
+        WorkflowOutbound::StartTimer(t) => {
+            st.timers.insert(t.seq, Slot::default());
+            (
+                Wait::Timer(t.seq),
+                workflow_command::Variant::StartTimer(StartTimer {
+                    seq: t.seq,
+                    start_to_fire_timeout: Some(to_proto_duration(t.duration)),
+                }),
+                None,
+            )
+        }
+        WorkflowOutbound::StartChildWorkflow(cmd) => {
+            st.child_starts.insert(cmd.seq, Slot::default());
+            st.child_results.insert(cmd.seq, Slot::default());
+            (
+                Wait::ChildStart(cmd.seq),
+                workflow_command::Variant::StartChildWorkflowExecution(*cmd),
+                None,
+            )
+        }
+        WorkflowOutbound::SignalExternal(cmd) => {
+            st.signal_externals.insert(cmd.seq, Slot::default());
+            (
+                Wait::SignalExternal(cmd.seq),
+                workflow_command::Variant::SignalExternalWorkflowExecution(*cmd),
+                None,
+            )
+        }
+        WorkflowOutbound::CancelExternal(cmd) => {
+            st.cancel_externals.insert(cmd.seq, Slot::default());
+            (
+                Wait::CancelExternal(cmd.seq),
+                workflow_command::Variant::RequestCancelExternalWorkflowExecution(*cmd),
+                None,
+            )
+        }
+        WorkflowOutbound::ContinueAsNew(cmd) => {
+            st.closing = true;
+            (
+                Wait::Never,
+                workflow_command::Variant::ContinueAsNewWorkflowExecution(*cmd),
+                None,
+            )
+        }
+    };
+    st.commands.push(WorkflowCommand {
+        variant: Some(variant),
+        user_metadata: metadata,
+        ..Default::default()
+    });
+    wait
 }
 
 #[derive(Clone, Copy)]
 enum Wait {
     Activity(u32),
     Timer(u32),
+    ChildStart(u32),
+    SignalExternal(u32),
+    CancelExternal(u32),
+    Never,
 }

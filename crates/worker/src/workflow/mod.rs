@@ -2,5 +2,7 @@
 //! driven only by core's activations.
 
 pub(crate) mod context;
+pub(crate) mod messages;
+pub(crate) mod ops;
 pub(crate) mod run;
 pub(crate) mod thread;

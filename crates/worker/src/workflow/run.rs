@@ -12,7 +12,7 @@ use trellis_converter::{ApplicationFailure, FailureConverter};
 use trellis_core_proto::Payload;
 use trellis_core_proto::api::failure::v1::Failure;
 use trellis_core_proto::coresdk::workflow_activation::{
-    WorkflowActivation, workflow_activation_job,
+    DoUpdate, WorkflowActivation, workflow_activation_job,
 };
 use trellis_core_proto::coresdk::workflow_commands::{
     CancelWorkflowExecution, CompleteWorkflowExecution, FailWorkflowExecution, QueryResult,
@@ -29,9 +29,10 @@ use tower::ServiceExt;
 
 use super::context::{RunShared, WorkflowContext};
 use crate::error::{Outcome, WorkflowError, classify, panic_message};
+use super::ops::ContinueAsNew;
 use crate::interceptors::{
-    ExecuteWorkflow, QueryInput, SignalInput, WorkflowInbound, WorkflowInboundResponse,
-    WorkflowInboundService,
+    ExecuteWorkflow, QueryInput, SignalInput, UpdateInput, WorkflowInbound,
+    WorkflowInboundResponse, WorkflowInboundService, WorkflowOutbound,
 };
 
 /// The future of a workflow's main function, result already encoded.
@@ -55,8 +56,9 @@ pub(crate) struct WorkflowRun {
     shared: Rc<RunShared>,
     inbound: WorkflowInboundService,
     main: Option<WorkflowFuture>,
-    /// Signal deliveries whose interceptors are still waiting on something.
-    signals: Vec<LocalBoxFuture<'static, Result<WorkflowInboundResponse, WorkflowError>>>,
+    /// Signal deliveries whose interceptors are still waiting on something, running update
+    /// handlers, and a continue-as-new on its way out.
+    handlers: Vec<LocalBoxFuture<'static, Result<(), WorkflowError>>>,
     woken: Arc<WakeFlag>,
     waker: Waker,
     failures: FailureConverter,
@@ -83,7 +85,7 @@ impl WorkflowRun {
             shared: ctx.shared.clone(),
             inbound,
             main: Some(Box::pin(main)),
-            signals: Vec::new(),
+            handlers: Vec::new(),
             waker: Waker::from(woken.clone()),
             woken,
             failures: ctx.shared.converter.failures().clone(),
@@ -136,6 +138,7 @@ impl WorkflowRun {
             act.continue_as_new_suggested,
         );
         let mut queries = Vec::new();
+        let mut updates = Vec::new();
         let mut needs_poll = false;
         for job in act.jobs {
             let Some(variant) = job.variant else { continue };
@@ -160,7 +163,7 @@ impl WorkflowRun {
                                 args: s.input,
                                 headers: s.headers,
                             }));
-                    self.signals.push(Box::pin(delivery));
+                    self.handlers.push(Box::pin(delivery.map(|r| r.map(|_| ()))));
                     needs_poll = true;
                 }
                 J::CancelWorkflow(c) => {
@@ -169,21 +172,23 @@ impl WorkflowRun {
                 }
                 J::QueryWorkflow(q) => queries.push(q),
                 J::NotifyHasPatch(p) => self.shared.notify_patch(p.patch_id),
-                J::DoUpdate(u) => {
-                    let failure = self
-                        .failures
-                        .application_to_failure(&ApplicationFailure::new(
-                            "UnknownUpdate",
-                            format!(
-                                "workflow type {} has no handler for update {:?}",
-                                self.shared.info.workflow_type, u.name
-                            ),
-                        ));
+                J::DoUpdate(u) => updates.push(u),
+                J::ResolveChildWorkflowExecutionStart(r) => {
+                    self.shared.resolve_child_start(r.seq, r);
+                    needs_poll = true;
+                }
+                J::ResolveChildWorkflowExecution(r) => {
                     self.shared
-                        .push_command(workflow_command::Variant::UpdateResponse(UpdateResponse {
-                            protocol_instance_id: u.protocol_instance_id,
-                            response: Some(update_response::Response::Rejected(failure)),
-                        }));
+                        .resolve_child(r.seq, r.result.unwrap_or_default());
+                    needs_poll = true;
+                }
+                J::ResolveSignalExternalWorkflow(r) => {
+                    self.shared.resolve_signal_external(r.seq, r.failure);
+                    needs_poll = true;
+                }
+                J::ResolveRequestCancelExternalWorkflow(r) => {
+                    self.shared.resolve_cancel_external(r.seq, r.failure);
+                    needs_poll = true;
                 }
                 J::RemoveFromCache(_) => {}
                 other => {
@@ -201,6 +206,15 @@ impl WorkflowRun {
             }
         }
         if needs_poll {
+            self.poll_main()?;
+        }
+        // Updates after the first poll: a run's handlers are registered by its own code, so
+        // an update that arrives with the start must find the handlers the code sets up
+        // before its first wait. The same order on replay keeps commands deterministic.
+        if !updates.is_empty() {
+            for u in updates {
+                self.start_update(u);
+            }
             self.poll_main()?;
         }
         if let Some(failure) = self.shared.take_fatal() {
@@ -244,56 +258,127 @@ impl WorkflowRun {
         Ok(self.shared.take_commands())
     }
 
+    /// Validates an update (when core asks), accepts or rejects it, and starts its handler.
+    fn start_update(&mut self, u: DoUpdate) {
+        let ctx = WorkflowContext {
+            shared: self.shared.clone(),
+        };
+        let input = UpdateInput {
+            id: u.id,
+            name: u.name,
+            args: u.input,
+            headers: u.headers,
+        };
+        let protocol_instance_id = u.protocol_instance_id;
+        let respond = |shared: &RunShared, response: update_response::Response| {
+            shared.push_command(workflow_command::Variant::UpdateResponse(UpdateResponse {
+                protocol_instance_id: protocol_instance_id.clone(),
+                response: Some(response),
+            }));
+        };
+        if u.run_validator {
+            let mut validation = self
+                .inbound
+                .clone()
+                .oneshot(WorkflowInbound::ValidateUpdate(input.clone()));
+            let mut cx = Context::from_waker(Waker::noop());
+            let verdict = match Pin::new(&mut validation).poll(&mut cx) {
+                Poll::Ready(Ok(WorkflowInboundResponse::UpdateValid)) => Ok(()),
+                Poll::Ready(Ok(other)) => Err(WorkflowError::task(format!(
+                    "a workflow inbound interceptor answered an update validation with {other:?}"
+                ))),
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Pending => Err(WorkflowError::task(
+                    "the update validator (or an interceptor) waited on something; validators \
+                     must answer at once",
+                )),
+            };
+            if let Err(e) = verdict {
+                respond(
+                    &self.shared,
+                    update_response::Response::Rejected(self.failures.error_to_failure(&*e.0)),
+                );
+                return;
+            }
+        }
+        respond(&self.shared, update_response::Response::Accepted(()));
+        self.shared.state.borrow_mut().running_updates += 1;
+        let handler = self.inbound.clone().oneshot(WorkflowInbound::Update(input));
+        let failures = self.failures.clone();
+        let shared = self.shared.clone();
+        self.handlers.push(Box::pin(async move {
+            let result = handler.await;
+            {
+                let mut st = shared.state.borrow_mut();
+                st.running_updates -= 1;
+                for w in st.handlers_finished_wakers.drain(..) {
+                    w.wake();
+                }
+            }
+            drop(ctx);
+            let response = match result {
+                Ok(WorkflowInboundResponse::UpdateCompleted(p)) => {
+                    update_response::Response::Completed(p)
+                }
+                Ok(other) => update_response::Response::Rejected(failures.application_to_failure(
+                    &ApplicationFailure::new(
+                        "UpdateError",
+                        format!("a workflow inbound interceptor answered an update with {other:?}"),
+                    ),
+                )),
+                Err(e) => match classify(&e, &failures) {
+                    Outcome::FailWorkflow(f) => update_response::Response::Rejected(f),
+                    Outcome::Cancel => update_response::Response::Rejected(
+                        failures.application_to_failure(&ApplicationFailure::new(
+                            "CancelledError",
+                            "the update handler was cancelled",
+                        )),
+                    ),
+                    Outcome::FailTask(_) => return Err(e),
+                },
+            };
+            shared.push_command(workflow_command::Variant::UpdateResponse(UpdateResponse {
+                protocol_instance_id,
+                response: Some(response),
+            }));
+            Ok(())
+        }));
+    }
+
     /// Polls the main future until it is blocked on something only a later activation can
     /// resolve, or finished.
     fn poll_main(&mut self) -> Result<(), Failure> {
-        let mut cx = Context::from_waker(&self.waker);
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
         // Always poll once: new signal deliveries have not been polled yet, whatever the flag.
         self.woken.0.store(true, Ordering::Release);
+        // Whether the last round was started only to re-check `wait_condition`s.
+        let mut condition_round = false;
+        // Whether anything ran since conditions were last re-checked.
+        let mut recheck = false;
         for _ in 0..MAX_POLLS_PER_ACTIVATION {
             if !self.woken.0.swap(false, Ordering::AcqRel) {
-                return Ok(());
-            }
-            // Signal deliveries first: a signal's interceptors run before the code that waits
-            // for it.
-            let mut i = 0;
-            while i < self.signals.len() {
-                match self.signals[i].as_mut().poll(&mut cx) {
-                    Poll::Pending => i += 1,
-                    Poll::Ready(r) => {
-                        drop(self.signals.swap_remove(i));
-                        if let Err(e) = r {
-                            return Err(self.failures.error_to_failure(&*e.0));
-                        }
-                    }
+                // Quiet: code that ran may have changed what a condition reads, so wake the
+                // waiting conditions once more; stop when a round of them changes nothing.
+                let mut st = self.shared.state.borrow_mut();
+                if !recheck || st.condition_waiters.is_empty() {
+                    return Ok(());
                 }
+                recheck = false;
+                condition_round = true;
+                for w in std::mem::take(&mut st.condition_waiters) {
+                    w.wake();
+                }
+                continue;
             }
-            let Some(main) = self.main.as_mut() else {
-                return Ok(());
-            };
-            if let Poll::Ready(result) = main.as_mut().poll(&mut cx) {
-                self.main = None;
-                let variant = match result {
-                    Ok(payload) => workflow_command::Variant::CompleteWorkflowExecution(
-                        CompleteWorkflowExecution {
-                            result: Some(payload),
-                        },
-                    ),
-                    Err(err) => match classify(&err, &self.failures) {
-                        Outcome::FailWorkflow(failure) => {
-                            workflow_command::Variant::FailWorkflowExecution(
-                                FailWorkflowExecution {
-                                    failure: Some(failure),
-                                },
-                            )
-                        }
-                        Outcome::Cancel => workflow_command::Variant::CancelWorkflowExecution(
-                            CancelWorkflowExecution::default(),
-                        ),
-                        Outcome::FailTask(failure) => return Err(failure),
-                    },
-                };
-                self.shared.push_command(variant);
+            let met_before = self.shared.state.borrow().conditions_met;
+            self.poll_round(&mut cx)?;
+            let met_after = self.shared.state.borrow().conditions_met;
+            if !condition_round || met_after != met_before {
+                recheck = true;
+            }
+            condition_round = false;
+            if self.main.is_none() && self.handlers.is_empty() {
                 return Ok(());
             }
         }
@@ -307,6 +392,87 @@ impl WorkflowRun {
                     self.shared.info.workflow_type
                 ),
             )))
+    }
+
+    /// Polls handlers (signal deliveries, updates) then the main future, once each.
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Result<(), Failure> {
+        // Signal deliveries and update handlers first: a signal's interceptors run before the
+        // code that waits for it.
+        let mut i = 0;
+        while i < self.handlers.len() {
+            match self.handlers[i].as_mut().poll(cx) {
+                Poll::Pending => i += 1,
+                Poll::Ready(r) => {
+                    drop(self.handlers.remove(i));
+                    if let Err(e) = r {
+                        return Err(self.failures.error_to_failure(&*e.0));
+                    }
+                }
+            }
+        }
+        let Some(main) = self.main.as_mut() else {
+            return Ok(());
+        };
+        let Poll::Ready(result) = main.as_mut().poll(cx) else {
+            return Ok(());
+        };
+        // The run's result is decided: futures dropped with the main one send no cancellations.
+        self.shared.state.borrow_mut().closing = true;
+        self.main = None;
+        let variant = match result {
+            Ok(payload) => {
+                workflow_command::Variant::CompleteWorkflowExecution(CompleteWorkflowExecution {
+                    result: Some(payload),
+                })
+            }
+            Err(err) if err.0.is::<ContinueAsNew>() => {
+                let can = err.0.downcast::<ContinueAsNew>().expect("checked above");
+                if let Some(msg) = can.error {
+                    return Err(self.failures.application_to_failure(&ApplicationFailure::new(
+                        "ContinueAsNewError",
+                        format!("the continue-as-new input cannot be encoded: {msg}"),
+                    )));
+                }
+                let ctx = WorkflowContext {
+                    shared: self.shared.clone(),
+                };
+                // The outbound stack issues the command; the run ends with it.
+                let out = ctx.outbound(WorkflowOutbound::ContinueAsNew(can.cmd));
+                self.handlers.push(Box::pin(out.map(|r| r.map(|_| ()))));
+                // Poll it now so the command is issued in this activation.
+                let last = self.handlers.len() - 1;
+                if let Poll::Ready(Err(e)) = self.handlers[last].as_mut().poll(cx) {
+                    return Err(self.failures.error_to_failure(&*e.0));
+                }
+                return Ok(());
+            }
+            Err(err) => match classify(&err, &self.failures) {
+                Outcome::FailWorkflow(failure) => {
+                    workflow_command::Variant::FailWorkflowExecution(FailWorkflowExecution {
+                        failure: Some(failure),
+                    })
+                }
+                Outcome::Cancel => workflow_command::Variant::CancelWorkflowExecution(
+                    CancelWorkflowExecution::default(),
+                ),
+                Outcome::FailTask(failure) => {
+                    // The task is retried: the run will be rebuilt from history.
+                    self.shared.state.borrow_mut().closing = false;
+                    return Err(failure);
+                }
+            },
+        };
+        let running = self.shared.state.borrow().running_updates;
+        if running > 0 {
+            tracing::warn!(
+                workflow_type = %self.shared.info.workflow_type,
+                workflow_id = %self.shared.info.workflow_id,
+                "the workflow finished while {running} update handler(s) still ran; their \
+                 callers get no result (await ctx.all_handlers_finished() before returning)"
+            );
+        }
+        self.shared.push_command(variant);
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ use futures::future::LocalBoxFuture;
 use trellis_interceptor::LocalBoxService;
 
 use super::context::{WorkflowContext, WorkflowInfo, base_outbound};
+use super::messages::{find_update, unknown_update};
 use super::run::WorkflowRun;
 use crate::error::WorkflowError;
 use crate::interceptors::{
@@ -183,6 +184,12 @@ fn base_inbound(ctx: &WorkflowContext, factory: WorkflowFactory) -> WorkflowInbo
             WorkflowInbound::Query(q) => {
                 let answer = match ctx.shared.query_handler(&q.name) {
                     Some(handler) => handler(&q.args).map_err(WorkflowError::task),
+                    None if q.name != "__stack_trace"
+                        && ctx.shared.dynamic_query_handler().is_some() =>
+                    {
+                        let handler = ctx.shared.dynamic_query_handler().expect("checked");
+                        handler(&q.name, &q.args).map_err(WorkflowError::task)
+                    }
                     None if q.name == "__stack_trace" => ctx
                         .data_converter()
                         .encode("stack traces are not available for Trellis workflows")
@@ -198,6 +205,22 @@ fn base_inbound(ctx: &WorkflowContext, factory: WorkflowFactory) -> WorkflowInbo
                     answer.map(WorkflowInboundResponse::QueryAnswer),
                 ))
             }
+            WorkflowInbound::ValidateUpdate(u) => {
+                let verdict = match find_update(&ctx, &u.name) {
+                    None => Err(unknown_update(&ctx, &u.name)),
+                    Some((Some(validator), _)) => validator(&u.args),
+                    Some((None, _)) => Ok(()),
+                };
+                Box::pin(std::future::ready(
+                    verdict.map(|()| WorkflowInboundResponse::UpdateValid),
+                ))
+            }
+            WorkflowInbound::Update(u) => match find_update(&ctx, &u.name) {
+                None => Box::pin(std::future::ready(Err(unknown_update(&ctx, &u.name)))),
+                Some((_, handler)) => Box::pin(
+                    handler(u.args).map(|r| r.map(WorkflowInboundResponse::UpdateCompleted)),
+                ),
+            },
         };
         fut
     })

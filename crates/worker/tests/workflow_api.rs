@@ -1,0 +1,825 @@
+//! The workflow authoring API against a real dev server: child workflows, updates,
+//! continue-as-new, conditions, side effects, external workflows, activity cancellation, local
+//! activities, dynamic registrations, cancellation scopes, memo/search attribute upserts, and
+//! replay after eviction.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::{Either, select};
+use trellis_client::{
+    Client, ClientError, WorkflowExecutionStatus, WorkflowHandle, WorkflowOptions,
+};
+use trellis_core_proto::api::enums::v1::EventType;
+use trellis_testing::{client, unique};
+use trellis_worker::replay::{ReplayHistory, ReplayerConfig, replay_histories};
+use trellis_worker::{
+    ActivityCancellationType, ActivityContext, ActivityError, ActivityFailedKind,
+    ApplicationFailure, ChildWorkflowFailedKind, ParentClosePolicy, ShutdownHandle, Worker,
+    WorkerConfig, WorkflowContext, WorkflowError,
+};
+
+type Running = (
+    ShutdownHandle,
+    tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
+);
+
+async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
+    let worker = Worker::new(client, config).await.expect("worker starts");
+    let handle = worker.shutdown_handle();
+    (handle, tokio::spawn(worker.run()))
+}
+
+async fn stop((handle, join): Running) {
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), join)
+        .await
+        .expect("worker stops within 30 s")
+        .expect("worker task did not panic")
+        .expect("worker ran without error");
+}
+
+fn event_types(history: &trellis_core_proto::History) -> Vec<EventType> {
+    history.events.iter().map(|e| e.event_type()).collect()
+}
+
+async fn history_types(handle: &WorkflowHandle) -> Vec<EventType> {
+    event_types(&handle.fetch_history().await.unwrap())
+}
+
+/// Polls `f` until it gives `Some`, failing after 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------- child workflows
+
+async fn child(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let mut go = ctx.signal_channel::<String>("go");
+    let greeting = go.recv().await?;
+    Ok(format!("{greeting}, {name}!"))
+}
+
+async fn waits_forever(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    ctx.cancelled().await;
+    Err(WorkflowError::cancelled())
+}
+
+async fn parent(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+    let handle = ctx
+        .child_workflow("Child")
+        .arg("child")
+        .id(format!("{}-child", ctx.info().workflow_id))
+        .execution_timeout(Duration::from_secs(60))
+        .start()
+        .await?;
+    handle.signal("go", "Hello").await?;
+    let greeting: String = handle.result().await?;
+
+    let doomed = ctx
+        .child_workflow("WaitsForever")
+        .arg(&())
+        .start()
+        .await?;
+    ctx.timer(Duration::from_millis(200)).await;
+    doomed.cancel("no longer needed");
+    let cancelled = match doomed.result::<()>().await {
+        Ok(()) => "completed".to_owned(),
+        Err(e) => match e.kind {
+            ChildWorkflowFailedKind::Cancelled => "cancelled".to_owned(),
+            other => format!("{other:?}"),
+        },
+    };
+
+    let failed = ctx
+        .child_workflow("NotRegisteredAnywhere")
+        .task_queue(format!("{}-nobody", ctx.info().task_queue))
+        .execution_timeout(Duration::from_secs(1))
+        .run::<()>()
+        .await
+        .unwrap_err();
+    Ok(vec![greeting, cancelled, format!("{:?}", failed.kind)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_workflows_start_signal_result_and_cancel() {
+    let client = client().await;
+    let tq = unique("children");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Parent", parent)
+            .workflow("Child", child)
+            .workflow("WaitsForever", waits_forever),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Parent", &(), WorkflowOptions::new(unique("parent"), &tq))
+        .await
+        .unwrap();
+    let result: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(result, vec!["Hello, child!", "cancelled", "Failed"]);
+    let types = history_types(&handle).await;
+    assert!(
+        types.contains(&EventType::ChildWorkflowExecutionCompleted),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&EventType::ChildWorkflowExecutionCanceled),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&EventType::ChildWorkflowExecutionTimedOut),
+        "{types:?}"
+    );
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_outlives_parent_with_abandon_policy() {
+    async fn abandoning_parent(ctx: WorkflowContext, child_id: String) -> Result<String, WorkflowError> {
+        let handle = ctx
+            .child_workflow("Child")
+            .arg("orphan")
+            .id(child_id)
+            .parent_close_policy(ParentClosePolicy::Abandon)
+            .start()
+            .await?;
+        Ok(handle.run_id().to_owned())
+    }
+    let client = client().await;
+    let tq = unique("abandon");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("AbandoningParent", abandoning_parent)
+            .workflow("Child", child),
+    )
+    .await;
+    let child_id = unique("orphan");
+    let parent = client
+        .start_workflow(
+            "AbandoningParent",
+            &child_id,
+            WorkflowOptions::new(unique("abandoning-parent"), &tq),
+        )
+        .await
+        .unwrap();
+    let child_run: String = parent.result().await.unwrap();
+    assert!(!child_run.is_empty());
+    // The parent is closed; the child still runs, and finishes when told to.
+    let child = client.workflow_handle(&child_id, None);
+    let desc = child.describe().await.unwrap();
+    assert_eq!(desc.status, WorkflowExecutionStatus::Running);
+    assert_eq!(desc.run_id, child_run);
+    child.signal("go", "Bye").await.unwrap();
+    let out: String = child.result().await.unwrap();
+    assert_eq!(out, "Bye, orphan!");
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- updates and conditions
+
+async fn counter(ctx: WorkflowContext, _: ()) -> Result<i64, WorkflowError> {
+    let total = Rc::new(Cell::new(0i64));
+    let done = Rc::new(Cell::new(false));
+    let t = total.clone();
+    let c = ctx.clone();
+    ctx.set_update_handler("add", move |n: i64| {
+        let t = t.clone();
+        let c = c.clone();
+        async move {
+            // The handler may wait; the update result comes when it returns.
+            c.timer(Duration::from_millis(10)).await;
+            t.set(t.get() + n);
+            Ok(t.get())
+        }
+    });
+    ctx.set_update_validator("add", |n: &i64| {
+        if *n < 0 {
+            Err(ApplicationFailure::new("Negative", format!("cannot add {n}")).into())
+        } else {
+            Ok(())
+        }
+    });
+    let d = done.clone();
+    ctx.set_update_handler("finish", move |(): ()| {
+        let d = d.clone();
+        async move {
+            d.set(true);
+            Ok("finishing")
+        }
+    });
+    let t = total.clone();
+    ctx.set_query_handler("total", move |(): ()| t.get());
+    // A condition that times out, then one that an update releases.
+    let timed_out = !ctx
+        .wait_condition_timeout(|| total.get() >= 1_000_000, Duration::from_millis(100))
+        .await;
+    assert!(timed_out);
+    ctx.wait_condition(|| done.get()).await;
+    ctx.all_handlers_finished().await;
+    Ok(total.get())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_validators_and_wait_condition() {
+    let client = client().await;
+    let tq = unique("updates");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Counter", counter)).await;
+    let handle = client
+        .start_workflow("Counter", &(), WorkflowOptions::new(unique("counter"), &tq))
+        .await
+        .unwrap();
+    let a: i64 = handle.update("add", (5i64,)).await.unwrap();
+    assert_eq!(a, 5);
+    let started = handle.start_update("add", (7i64,)).await.unwrap();
+    let b: i64 = started.result().await.unwrap();
+    assert_eq!(b, 12);
+
+    let rejected = handle.update::<i64>("add", (-3i64,)).await.unwrap_err();
+    let ClientError::Update { failure, .. } = &rejected else {
+        panic!("expected an update error, got {rejected}");
+    };
+    assert!(rejected.to_string().contains("cannot add -3"), "{rejected}");
+    assert!(failure.message.contains("cannot add -3") || rejected.to_string().contains("Negative"));
+
+    let unknown = handle.update::<i64>("multiply", (2i64,)).await.unwrap_err();
+    assert!(
+        unknown.to_string().contains("no handler for update \"multiply\""),
+        "{unknown}"
+    );
+    let bad_input = handle.update::<i64>("add", ("seven",)).await.unwrap_err();
+    assert!(bad_input.to_string().contains("do not decode"), "{bad_input}");
+
+    let total: i64 = handle.query("total", ()).await.unwrap();
+    assert_eq!(total, 12);
+    let finishing: String = handle.update("finish", ()).await.unwrap();
+    assert_eq!(finishing, "finishing");
+    let result: i64 = handle.result().await.unwrap();
+    assert_eq!(result, 12);
+
+    // Rejected updates never reach the history: only the accepted ones are there.
+    let history = handle.fetch_history().await.unwrap();
+    let types = event_types(&history);
+    let accepted = types
+        .iter()
+        .filter(|t| **t == EventType::WorkflowExecutionUpdateAccepted)
+        .count();
+    // "add 5", "add 7" and "finish"; the negative, unknown and undecodable ones were rejected.
+    assert_eq!(accepted, 3, "{types:?}");
+    let text = format!("{history:?}");
+    assert!(!text.contains("cannot add -3"), "a rejected update is in the history");
+    assert!(!text.contains("multiply"), "an unknown update is in the history");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_answered_while_waiting_on_a_timer() {
+    async fn sleeper(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let phase = Rc::new(RefCell::new("sleeping".to_owned()));
+        let p = phase.clone();
+        ctx.set_query_handler("phase", move |(): ()| p.borrow().clone());
+        ctx.set_dynamic_query_handler(|name, _args| {
+            Ok(trellis_converter::DataConverter::default()
+                .encode(&format!("dynamic:{name}"))
+                .map_err(|e| e.to_string())?)
+        });
+        ctx.timer(Duration::from_secs(3)).await;
+        *phase.borrow_mut() = "awake".to_owned();
+        Ok(phase.borrow().clone())
+    }
+    let client = client().await;
+    let tq = unique("sleeper");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Sleeper", sleeper)).await;
+    let handle = client
+        .start_workflow("Sleeper", &(), WorkflowOptions::new(unique("sleeper"), &tq))
+        .await
+        .unwrap();
+    let phase: String = eventually("a query answer", || async {
+        handle.query::<String>("phase", ()).await.ok()
+    })
+    .await;
+    assert_eq!(phase, "sleeping");
+    let dynamic: String = handle.query("whatever", ()).await.unwrap();
+    assert_eq!(dynamic, "dynamic:whatever");
+    let out: String = handle.result().await.unwrap();
+    assert_eq!(out, "awake");
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- continue-as-new
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_as_new_carries_state() {
+    async fn count_up(ctx: WorkflowContext, (n, seen): (u32, Vec<String>)) -> Result<Vec<String>, WorkflowError> {
+        let mut seen = seen;
+        seen.push(format!("{n}:{}", ctx.info().run_id.len()));
+        if n < 3 {
+            return Err(ctx.continue_as_new(&(n + 1, seen)).into());
+        }
+        Ok(seen)
+    }
+    let client = client().await;
+    let tq = unique("can");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("CountUp", count_up)).await;
+    let handle = client
+        .start_workflow_with_args(
+            "CountUp",
+            (0u32, Vec::<String>::new()),
+            WorkflowOptions::new(unique("count-up"), &tq),
+        )
+        .await
+        .unwrap();
+    let out: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(out, vec!["0:36", "1:36", "2:36", "3:36"]);
+    let first = handle.fetch_history().await.unwrap();
+    assert_eq!(
+        event_types(&first).last(),
+        Some(&EventType::WorkflowExecutionContinuedAsNew)
+    );
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- cancellation
+
+static CLEANED: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_cancellation_cleans_up_with_an_activity() {
+    async fn cleanup(_ctx: ActivityContext, what: String) -> Result<String, ActivityError> {
+        CLEANED.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("cleaned {what}"))
+    }
+    async fn cancellable(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        let reason = ctx.cancelled().await;
+        let _: String = ctx
+            .activity("cleanup")
+            .arg(&reason)
+            .start_to_close_timeout(Duration::from_secs(10))
+            .run()
+            .await?;
+        Err(WorkflowError::cancelled())
+    }
+    let client = client().await;
+    let tq = unique("cancel");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Cancellable", cancellable)
+            .activity("cleanup", cleanup),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Cancellable", &(), WorkflowOptions::new(unique("cancellable"), &tq))
+        .await
+        .unwrap();
+    handle.cancel("shutting down").await.unwrap();
+    let err = handle.result::<()>().await.unwrap_err();
+    let ClientError::Workflow(f) = &err else {
+        panic!("expected a workflow failure, got {err}");
+    };
+    assert_eq!(f.status, WorkflowExecutionStatus::Canceled);
+    let types = history_types(&handle).await;
+    assert!(types.contains(&EventType::ActivityTaskCompleted), "{types:?}");
+    assert!(CLEANED.load(Ordering::SeqCst) >= 1);
+    stop(w).await;
+}
+
+static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
+
+async fn sleepy(ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+    loop {
+        ctx.heartbeat(&());
+        tokio::select! {
+            () = ctx.cancelled() => {
+                SAW_CANCEL.store(true, Ordering::SeqCst);
+                return Err(ActivityError::Cancelled);
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_are_cancelled_explicitly_or_by_dropping() {
+    async fn cancels(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+        let mut out = Vec::new();
+        // Explicit cancel, waiting for the activity to acknowledge.
+        let mut act = ctx
+            .activity("sleepy")
+            .start_to_close_timeout(Duration::from_secs(30))
+            .heartbeat_timeout(Duration::from_secs(2))
+            .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+            .summary("sleeps until cancelled")
+            .run::<()>();
+        if let Either::Left(_) = select(&mut act, ctx.timer(Duration::from_millis(800))).await {
+            return Err(WorkflowError::task("the activity finished on its own"));
+        }
+        act.cancel();
+        match act.await {
+            Err(e) if matches!(e.kind, ActivityFailedKind::Cancelled) => out.push("cancelled".into()),
+            other => out.push(format!("{other:?}")),
+        }
+        // Dropped: cancelled with the default TryCancel.
+        let act = ctx
+            .activity("sleepy")
+            .start_to_close_timeout(Duration::from_secs(30))
+            .heartbeat_timeout(Duration::from_secs(2))
+            .run::<()>();
+        match select(act, ctx.timer(Duration::from_millis(500))).await {
+            Either::Left(_) => out.push("finished".into()),
+            Either::Right(_) => out.push("dropped".into()),
+        }
+        // A timer dropped before it fires is cancelled.
+        let t = ctx.timer(Duration::from_secs(3600));
+        let _ = select(t, ctx.timer(Duration::from_millis(10))).await;
+        Ok(out)
+    }
+    let client = client().await;
+    let tq = unique("act-cancel");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Cancels", cancels)
+            .activity("sleepy", sleepy),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Cancels", &(), WorkflowOptions::new(unique("cancels"), &tq))
+        .await
+        .unwrap();
+    let out: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(out, vec!["cancelled", "dropped"]);
+    assert!(SAW_CANCEL.load(Ordering::SeqCst));
+    let types = history_types(&handle).await;
+    let requested = types
+        .iter()
+        .filter(|t| **t == EventType::ActivityTaskCancelRequested)
+        .count();
+    assert_eq!(requested, 2, "{types:?}");
+    assert!(types.contains(&EventType::ActivityTaskCanceled), "{types:?}");
+    assert!(types.contains(&EventType::TimerCanceled), "{types:?}");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_scope_cancels_its_operations() {
+    async fn scoped(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let scope = ctx.cancellation_scope();
+        let inner = ctx.clone();
+        let work = scope.run(async move {
+            let a = inner
+                .activity("sleepy")
+                .start_to_close_timeout(Duration::from_secs(30))
+                .heartbeat_timeout(Duration::from_secs(2))
+                .run::<()>();
+            let t = inner.timer(Duration::from_secs(3600));
+            futures::future::join(a, t).await
+        });
+        let s2 = scope.clone();
+        let c = ctx.clone();
+        let canceller = async move {
+            c.timer(Duration::from_millis(500)).await;
+            s2.cancel();
+        };
+        let (r, ()) = futures::future::join(work, canceller).await;
+        Ok(match r {
+            Ok(_) => "finished".into(),
+            Err(e) => e.to_string(),
+        })
+    }
+    let client = client().await;
+    let tq = unique("scope");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Scoped", scoped)
+            .activity("sleepy", sleepy),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Scoped", &(), WorkflowOptions::new(unique("scoped"), &tq))
+        .await
+        .unwrap();
+    let out: String = handle.result().await.unwrap();
+    assert_eq!(out, "the cancellation scope was cancelled");
+    let types = history_types(&handle).await;
+    assert!(types.contains(&EventType::TimerCanceled), "{types:?}");
+    assert!(
+        types.contains(&EventType::ActivityTaskCancelRequested),
+        "{types:?}"
+    );
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- external workflows
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_and_cancel_an_external_workflow() {
+    async fn target(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let mut pings = ctx.signal_channel::<String>("ping");
+        let ping = pings.recv().await?;
+        let reason = ctx.cancelled().await;
+        let _ = reason;
+        Err(ApplicationFailure::new("Stopped", format!("got {ping} then cancel")).into())
+    }
+    async fn sender(ctx: WorkflowContext, target_id: String) -> Result<String, WorkflowError> {
+        let other = ctx.external_workflow(&target_id, None);
+        other.signal("ping", "hello").await?;
+        other.cancel("enough").await?;
+        let missing = ctx
+            .external_workflow(format!("{target_id}-does-not-exist"), None)
+            .signal("ping", "x")
+            .await
+            .unwrap_err();
+        Ok(missing.to_string())
+    }
+    let client = client().await;
+    let tq = unique("external");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Target", target)
+            .workflow("Sender", sender),
+    )
+    .await;
+    let target_id = unique("target");
+    let target = client
+        .start_workflow("Target", &(), WorkflowOptions::new(&target_id, &tq))
+        .await
+        .unwrap();
+    let sender = client
+        .start_workflow("Sender", &target_id, WorkflowOptions::new(unique("sender"), &tq))
+        .await
+        .unwrap();
+    let missing: String = sender.result().await.unwrap();
+    assert!(missing.contains("signal of workflow"), "{missing}");
+    let err = target.result::<String>().await.unwrap_err();
+    assert!(err.to_string().contains("got hello then cancel"), "{err}");
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- side effects, local activities
+
+static SIDE_EFFECT_RUNS: AtomicU32 = AtomicU32::new(0);
+static LOCAL_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+async fn flaky_local(ctx: ActivityContext, name: String) -> Result<String, ActivityError> {
+    LOCAL_ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+    if ctx.info().attempt < 2 {
+        return Err(std::io::Error::other("first attempt fails").into());
+    }
+    Ok(format!("local {name} (attempt {})", ctx.info().attempt))
+}
+
+async fn effects(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+    let token: u32 = ctx
+        .side_effect(|| 1000 + SIDE_EFFECT_RUNS.fetch_add(1, Ordering::SeqCst))
+        .await?;
+    ctx.timer(Duration::from_millis(100)).await;
+    let local: String = ctx
+        .local_activity("flaky_local")
+        .arg("hi")
+        .start_to_close_timeout(Duration::from_secs(5))
+        .retry_policy(trellis_client::RetryPolicy {
+            initial_interval: Some(trellis_core_proto::time::to_proto_duration(
+                Duration::from_millis(50),
+            )),
+            maximum_attempts: 3,
+            ..Default::default()
+        })
+        .run()
+        .await?;
+    ctx.timer(Duration::from_millis(100)).await;
+    // After replays, the side effect still gives the recorded value.
+    Ok(vec![token.to_string(), local])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_effects_and_local_activities_are_recorded() {
+    let client = client().await;
+    let tq = unique("effects");
+    let mut config = WorkerConfig::new(&tq)
+        .workflow("Effects", effects)
+        .activity("flaky_local", flaky_local);
+    // Every task replays the run from history: recorded values must come back unchanged.
+    config.max_cached_workflows = 0;
+    let w = spawn_worker(&client, config).await;
+    let before = SIDE_EFFECT_RUNS.load(Ordering::SeqCst);
+    let handle = client
+        .start_workflow("Effects", &(), WorkflowOptions::new(unique("effects"), &tq))
+        .await
+        .unwrap();
+    let out: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(out[0], (1000 + before).to_string());
+    assert_eq!(out[1], "local hi (attempt 2)");
+    assert_eq!(SIDE_EFFECT_RUNS.load(Ordering::SeqCst), before + 1);
+    let types = history_types(&handle).await;
+    let markers = types
+        .iter()
+        .filter(|t| **t == EventType::MarkerRecorded)
+        .count();
+    assert_eq!(markers, 2, "{types:?}");
+    assert!(!types.contains(&EventType::ActivityTaskScheduled), "{types:?}");
+    stop(w).await;
+
+    // The finished history replays cleanly, reading the recorded values back.
+    let history = handle.fetch_history().await.unwrap();
+    let results = replay_histories(
+        &ReplayerConfig::new(WorkerConfig::new("replay").workflow("Effects", effects)),
+        vec![ReplayHistory::new("server", handle.id(), history)],
+    )
+    .await
+    .unwrap();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(SIDE_EFFECT_RUNS.load(Ordering::SeqCst), before + 1);
+}
+
+// ---------------------------------------------------------------- dynamic registrations
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_workflow_and_activity_serve_unknown_types() {
+    let client = client().await;
+    let tq = unique("dynamic");
+    let config = WorkerConfig::new(&tq)
+        .dynamic_workflow(|ctx: WorkflowContext, args| async move {
+            let input: String = ctx.data_converter().decode_args(&args)?;
+            let wf_type = ctx.info().workflow_type.clone();
+            let out: String = ctx
+                .activity(format!("act-for-{wf_type}"))
+                .arg(&input)
+                .start_to_close_timeout(Duration::from_secs(10))
+                .run()
+                .await?;
+            Ok(out)
+        })
+        .dynamic_activity(|ctx: ActivityContext, args| async move {
+            let input: String = ctx.data_converter().decode_args(&args)?;
+            Ok(format!("{} got {input}", ctx.info().activity_type))
+        });
+    let w = spawn_worker(&client, config).await;
+    let handle = client
+        .start_workflow("AnyName", "x", WorkflowOptions::new(unique("dyn"), &tq))
+        .await
+        .unwrap();
+    let out: String = handle.result().await.unwrap();
+    assert_eq!(out, "act-for-AnyName got x");
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dynamic_workflows_are_refused() {
+    let client = client().await;
+    let config = WorkerConfig::new(unique("dyn2"))
+        .dynamic_workflow(|_ctx: WorkflowContext, _args| async move { Ok(()) })
+        .dynamic_workflow(|_ctx: WorkflowContext, _args| async move { Ok(()) });
+    let err = Worker::new(&client, config).await.unwrap_err();
+    assert!(err.to_string().contains("dynamic"), "{err}");
+}
+
+// ---------------------------------------------------------------- memo and search attributes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memo_and_search_attributes_are_upserted() {
+    async fn upserts(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        ctx.upsert_memo_field("stage", "shipped")?;
+        ctx.upsert_search_attribute("CustomKeywordField", "shipped")?;
+        let mut go = ctx.signal_channel::<()>("done");
+        go.recv().await?;
+        Ok(())
+    }
+    let client = client().await;
+    let tq = unique("upserts");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Upserts", upserts)).await;
+    let handle = client
+        .start_workflow("Upserts", &(), WorkflowOptions::new(unique("upserts"), &tq))
+        .await
+        .unwrap();
+    let dc = client.data_converter().clone();
+    let (memo, sa) = eventually("the upserted memo", || {
+        let handle = handle.clone();
+        let dc = dc.clone();
+        async move {
+            let desc = handle.describe().await.ok()?;
+            let info = desc.raw.workflow_execution_info?;
+            let memo = info.memo?.fields.get("stage").cloned()?;
+            let sa = info
+                .search_attributes?
+                .indexed_fields
+                .get("CustomKeywordField")
+                .cloned()?;
+            Some((
+                dc.decode_args::<String>(&[memo]).ok()?,
+                dc.decode_args::<String>(&[sa]).ok()?,
+            ))
+        }
+    })
+    .await;
+    assert_eq!(memo, "shipped");
+    assert_eq!(sa, "shipped");
+    handle.signal("done", &()).await.unwrap();
+    handle.result::<()>().await.unwrap();
+    stop(w).await;
+}
+
+// ---------------------------------------------------------------- replay after eviction
+
+static REPLAY_ACTIVITY_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_workflow_resumes_by_replay_with_the_same_result() {
+    async fn double(_ctx: ActivityContext, n: u64) -> Result<u64, ActivityError> {
+        REPLAY_ACTIVITY_RUNS.fetch_add(1, Ordering::SeqCst);
+        Ok(n * 2)
+    }
+    async fn long_run(ctx: WorkflowContext, n: u64) -> Result<String, WorkflowError> {
+        let total = Rc::new(Cell::new(n));
+        let t = total.clone();
+        ctx.set_update_handler("bump", move |k: u64| {
+            let t = t.clone();
+            async move {
+                t.set(t.get() + k);
+                Ok(t.get())
+            }
+        });
+        let doubled: u64 = ctx
+            .activity("double")
+            .arg(&total.get())
+            .start_to_close_timeout(Duration::from_secs(10))
+            .run()
+            .await?;
+        total.set(doubled);
+        ctx.timer(Duration::from_millis(200)).await;
+        let child: String = ctx
+            .child_workflow("Child")
+            .arg("replayed")
+            .run_timeout(Duration::from_secs(30))
+            .start()
+            .await?
+            .result::<String>()
+            .await
+            .or_else(|e| Ok::<_, WorkflowError>(e.to_string()))?;
+        let id = ctx.uuid4();
+        let mut go = ctx.signal_channel::<u64>("more");
+        let more = go.recv().await?;
+        total.set(total.get() + more);
+        Ok(format!("{} {} {}", total.get(), child.len(), id.get_version_num()))
+    }
+    let client = client().await;
+    let tq = unique("evict");
+    let mut config = WorkerConfig::new(&tq)
+        .workflow("LongRun", long_run)
+        .workflow("Child", child)
+        .activity("double", double);
+    config.max_cached_workflows = 0;
+    let w = spawn_worker(&client, config).await;
+    let handle = client
+        .start_workflow("LongRun", &10u64, WorkflowOptions::new(unique("long-run"), &tq))
+        .await
+        .unwrap();
+    // The child waits for "go"; find it through the parent's history and release it.
+    let child_id = eventually("the child to start", || {
+        let handle = handle.clone();
+        async move {
+            let h = handle.fetch_history().await.ok()?;
+            h.events.iter().find_map(|e| match &e.attributes {
+                Some(trellis_core_proto::api::history::v1::history_event::Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => {
+                    a.workflow_execution.as_ref().map(|x| x.workflow_id.clone())
+                }
+                _ => None,
+            })
+        }
+    })
+    .await;
+    client
+        .workflow_handle(&child_id, None)
+        .signal("go", "Hi")
+        .await
+        .unwrap();
+    let bumped: u64 = eventually("the update", || async {
+        handle.update::<u64>("bump", (1u64,)).await.ok()
+    })
+    .await;
+    // The activity resolved before the child started: 10 doubled, plus 1.
+    assert_eq!(bumped, 21);
+    handle.signal("more", &5u64).await.unwrap();
+    let out: String = handle.result().await.unwrap();
+    // 21 + 5; "Hi, replayed!" has 13 characters; a version-4 UUID.
+    assert_eq!(out, "26 13 4");
+    assert_eq!(REPLAY_ACTIVITY_RUNS.load(Ordering::SeqCst), 1);
+    stop(w).await;
+}
