@@ -16,17 +16,19 @@ use trellis_core_proto::api::common::v1::{
     Header, Memo, Payloads, WorkflowExecution, WorkflowType,
 };
 use trellis_core_proto::api::enums::v1::TaskQueueKind;
+use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
-use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
-use trellis_core_proto::api::update::v1::{self as update, UpdateRef as UpdateRefProto, WaitPolicy};
+use trellis_core_proto::api::update::v1::{
+    self as update, UpdateRef as UpdateRefProto, WaitPolicy,
+};
 use trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo;
 use trellis_core_proto::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
-    ListWorkflowExecutionsRequest, QueryWorkflowRequest, RequestCancelWorkflowExecutionRequest,
-    PollWorkflowExecutionUpdateRequest, SignalWorkflowExecutionRequest,
+    ListWorkflowExecutionsRequest, PollWorkflowExecutionUpdateRequest, QueryWorkflowRequest,
+    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
     UpdateWorkflowExecutionRequest,
 };

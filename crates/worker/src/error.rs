@@ -163,12 +163,12 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
             ChildWorkflowFailedKind::Failed | ChildWorkflowFailedKind::Cancelled => {
                 Outcome::FailWorkflow(reencode(c.failure.clone(), failures))
             }
-            ChildWorkflowFailedKind::StartFailed(_) => Outcome::FailWorkflow(
-                failures.application_to_failure(&ApplicationFailure::new(
+            ChildWorkflowFailedKind::StartFailed(_) => {
+                Outcome::FailWorkflow(failures.application_to_failure(&ApplicationFailure::new(
                     "ChildWorkflowStartFailed",
                     c.to_string(),
-                )),
-            ),
+                )))
+            }
             _ => Outcome::FailTask(failures.application_to_failure(&ApplicationFailure::new(
                 "ChildWorkflowError",
                 c.to_string(),
@@ -176,9 +176,10 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
         };
     }
     if let Some(x) = e.downcast_ref::<ExternalWorkflowFailed>() {
-        return Outcome::FailWorkflow(failures.application_to_failure(
-            &ApplicationFailure::new("ExternalWorkflowError", x.to_string()),
-        ));
+        return Outcome::FailWorkflow(failures.application_to_failure(&ApplicationFailure::new(
+            "ExternalWorkflowError",
+            x.to_string(),
+        )));
     }
     if let Some(app) = e.downcast_ref::<ApplicationFailure>() {
         return Outcome::FailWorkflow(failures.application_to_failure(app));

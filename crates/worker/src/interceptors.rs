@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
 use trellis_core_proto::Payload;
-use trellis_core_proto::coresdk::activity_result::ActivityResolution;
 use trellis_core_proto::api::failure::v1::Failure;
+use trellis_core_proto::coresdk::activity_result::ActivityResolution;
 use trellis_core_proto::coresdk::workflow_activation::ResolveChildWorkflowExecutionStart;
 use trellis_core_proto::coresdk::workflow_commands::{
     ContinueAsNewWorkflowExecution, RequestCancelExternalWorkflowExecution, ScheduleActivity,

@@ -61,12 +61,12 @@ pub use error::{
 };
 pub use registry::{ActivityDefinition, WorkflowDefinition};
 pub use trellis_converter::{ApplicationFailure, RawValue};
-pub use worker::{ShutdownHandle, Worker, WorkerConfig};
 pub use trellis_core_proto::api::enums::v1::WorkflowIdReusePolicy;
 pub use trellis_core_proto::coresdk::child_workflow::{
     ChildWorkflowCancellationType, ParentClosePolicy,
 };
 pub use trellis_core_proto::coresdk::workflow_commands::ActivityCancellationType;
+pub use worker::{ShutdownHandle, Worker, WorkerConfig};
 pub use workflow::context::{
     ActivityCall, ActivityFuture, CancelRequested, DynamicSignalChannel, SignalChannel, Timer,
     WorkflowContext, WorkflowInfo,

@@ -89,11 +89,7 @@ async fn parent(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowErro
     handle.signal("go", "Hello").await?;
     let greeting: String = handle.result().await?;
 
-    let doomed = ctx
-        .child_workflow("WaitsForever")
-        .arg(&())
-        .start()
-        .await?;
+    let doomed = ctx.child_workflow("WaitsForever").arg(&()).start().await?;
     ctx.timer(Duration::from_millis(200)).await;
     doomed.cancel("no longer needed");
     let cancelled = match doomed.result::<()>().await {
@@ -150,7 +146,10 @@ async fn child_workflows_start_signal_result_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_outlives_parent_with_abandon_policy() {
-    async fn abandoning_parent(ctx: WorkflowContext, child_id: String) -> Result<String, WorkflowError> {
+    async fn abandoning_parent(
+        ctx: WorkflowContext,
+        child_id: String,
+    ) -> Result<String, WorkflowError> {
         let handle = ctx
             .child_workflow("Child")
             .arg("orphan")
@@ -259,11 +258,16 @@ async fn updates_validators_and_wait_condition() {
 
     let unknown = handle.update::<i64>("multiply", (2i64,)).await.unwrap_err();
     assert!(
-        unknown.to_string().contains("no handler for update \"multiply\""),
+        unknown
+            .to_string()
+            .contains("no handler for update \"multiply\""),
         "{unknown}"
     );
     let bad_input = handle.update::<i64>("add", ("seven",)).await.unwrap_err();
-    assert!(bad_input.to_string().contains("do not decode"), "{bad_input}");
+    assert!(
+        bad_input.to_string().contains("do not decode"),
+        "{bad_input}"
+    );
 
     let total: i64 = handle.query("total", ()).await.unwrap();
     assert_eq!(total, 12);
@@ -282,8 +286,14 @@ async fn updates_validators_and_wait_condition() {
     // "add 5", "add 7" and "finish"; the negative, unknown and undecodable ones were rejected.
     assert_eq!(accepted, 3, "{types:?}");
     let text = format!("{history:?}");
-    assert!(!text.contains("cannot add -3"), "a rejected update is in the history");
-    assert!(!text.contains("multiply"), "an unknown update is in the history");
+    assert!(
+        !text.contains("cannot add -3"),
+        "a rejected update is in the history"
+    );
+    assert!(
+        !text.contains("multiply"),
+        "an unknown update is in the history"
+    );
     stop(w).await;
 }
 
@@ -294,9 +304,9 @@ async fn query_answered_while_waiting_on_a_timer() {
         let p = phase.clone();
         ctx.set_query_handler("phase", move |(): ()| p.borrow().clone());
         ctx.set_dynamic_query_handler(|name, _args| {
-            Ok(trellis_converter::DataConverter::default()
+            trellis_converter::DataConverter::default()
                 .encode(&format!("dynamic:{name}"))
-                .map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())
         });
         ctx.timer(Duration::from_secs(3)).await;
         *phase.borrow_mut() = "awake".to_owned();
@@ -325,7 +335,10 @@ async fn query_answered_while_waiting_on_a_timer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_as_new_carries_state() {
-    async fn count_up(ctx: WorkflowContext, (n, seen): (u32, Vec<String>)) -> Result<Vec<String>, WorkflowError> {
+    async fn count_up(
+        ctx: WorkflowContext,
+        (n, seen): (u32, Vec<String>),
+    ) -> Result<Vec<String>, WorkflowError> {
         let mut seen = seen;
         seen.push(format!("{n}:{}", ctx.info().run_id.len()));
         if n < 3 {
@@ -335,7 +348,11 @@ async fn continue_as_new_carries_state() {
     }
     let client = client().await;
     let tq = unique("can");
-    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("CountUp", count_up)).await;
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq).workflow("CountUp", count_up),
+    )
+    .await;
     let handle = client
         .start_workflow_with_args(
             "CountUp",
@@ -384,7 +401,11 @@ async fn workflow_cancellation_cleans_up_with_an_activity() {
     )
     .await;
     let handle = client
-        .start_workflow("Cancellable", &(), WorkflowOptions::new(unique("cancellable"), &tq))
+        .start_workflow(
+            "Cancellable",
+            &(),
+            WorkflowOptions::new(unique("cancellable"), &tq),
+        )
         .await
         .unwrap();
     handle.cancel("shutting down").await.unwrap();
@@ -394,7 +415,10 @@ async fn workflow_cancellation_cleans_up_with_an_activity() {
     };
     assert_eq!(f.status, WorkflowExecutionStatus::Canceled);
     let types = history_types(&handle).await;
-    assert!(types.contains(&EventType::ActivityTaskCompleted), "{types:?}");
+    assert!(
+        types.contains(&EventType::ActivityTaskCompleted),
+        "{types:?}"
+    );
     assert!(CLEANED.load(Ordering::SeqCst) >= 1);
     stop(w).await;
 }
@@ -431,7 +455,9 @@ async fn activities_are_cancelled_explicitly_or_by_dropping() {
         }
         act.cancel();
         match act.await {
-            Err(e) if matches!(e.kind, ActivityFailedKind::Cancelled) => out.push("cancelled".into()),
+            Err(e) if matches!(e.kind, ActivityFailedKind::Cancelled) => {
+                out.push("cancelled".into())
+            }
             other => out.push(format!("{other:?}")),
         }
         // Dropped: cancelled with the default TryCancel.
@@ -471,7 +497,10 @@ async fn activities_are_cancelled_explicitly_or_by_dropping() {
         .filter(|t| **t == EventType::ActivityTaskCancelRequested)
         .count();
     assert_eq!(requested, 2, "{types:?}");
-    assert!(types.contains(&EventType::ActivityTaskCanceled), "{types:?}");
+    assert!(
+        types.contains(&EventType::ActivityTaskCanceled),
+        "{types:?}"
+    );
     assert!(types.contains(&EventType::TimerCanceled), "{types:?}");
     stop(w).await;
 }
@@ -563,7 +592,11 @@ async fn signal_and_cancel_an_external_workflow() {
         .await
         .unwrap();
     let sender = client
-        .start_workflow("Sender", &target_id, WorkflowOptions::new(unique("sender"), &tq))
+        .start_workflow(
+            "Sender",
+            &target_id,
+            WorkflowOptions::new(unique("sender"), &tq),
+        )
         .await
         .unwrap();
     let missing: String = sender.result().await.unwrap();
@@ -634,7 +667,10 @@ async fn side_effects_and_local_activities_are_recorded() {
         .filter(|t| **t == EventType::MarkerRecorded)
         .count();
     assert_eq!(markers, 2, "{types:?}");
-    assert!(!types.contains(&EventType::ActivityTaskScheduled), "{types:?}");
+    assert!(
+        !types.contains(&EventType::ActivityTaskScheduled),
+        "{types:?}"
+    );
     stop(w).await;
 
     // The finished history replays cleanly, reading the recorded values back.
@@ -693,16 +729,56 @@ async fn two_dynamic_workflows_are_refused() {
 
 // ---------------------------------------------------------------- memo and search attributes
 
+/// Registers a Keyword search attribute on the dev server's default namespace (the CLI's dev
+/// server starts with none), waiting until the server lists it.
+fn register_keyword_search_attribute(name: &str) {
+    let cli = trellis_testing::temporal_cli().expect("the Temporal CLI");
+    let address = trellis_testing::server_address();
+    let listed = || {
+        let out = std::process::Command::new(&cli)
+            .args(["operator", "search-attribute", "list", "--address", address])
+            .output()
+            .expect("running temporal operator search-attribute list");
+        String::from_utf8_lossy(&out.stdout).contains(name)
+    };
+    if listed() {
+        return;
+    }
+    // Fails harmlessly when a concurrent test registered it first.
+    let _ = std::process::Command::new(&cli)
+        .args([
+            "operator",
+            "search-attribute",
+            "create",
+            "--name",
+            name,
+            "--type",
+            "Keyword",
+            "--address",
+            address,
+        ])
+        .output();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listed() {
+        assert!(
+            Instant::now() < deadline,
+            "search attribute {name} never registered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memo_and_search_attributes_are_upserted() {
     async fn upserts(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
         ctx.upsert_memo_field("stage", "shipped")?;
-        ctx.upsert_search_attribute("CustomKeywordField", "shipped")?;
+        ctx.upsert_search_attribute("TrellisStage", "shipped")?;
         let mut go = ctx.signal_channel::<()>("done");
         go.recv().await?;
         Ok(())
     }
     let client = client().await;
+    register_keyword_search_attribute("TrellisStage");
     let tq = unique("upserts");
     let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Upserts", upserts)).await;
     let handle = client
@@ -720,7 +796,7 @@ async fn memo_and_search_attributes_are_upserted() {
             let sa = info
                 .search_attributes?
                 .indexed_fields
-                .get("CustomKeywordField")
+                .get("TrellisStage")
                 .cloned()?;
             Some((
                 dc.decode_args::<String>(&[memo]).ok()?,
@@ -777,7 +853,12 @@ async fn evicted_workflow_resumes_by_replay_with_the_same_result() {
         let mut go = ctx.signal_channel::<u64>("more");
         let more = go.recv().await?;
         total.set(total.get() + more);
-        Ok(format!("{} {} {}", total.get(), child.len(), id.get_version_num()))
+        Ok(format!(
+            "{} {} {}",
+            total.get(),
+            child.len(),
+            id.get_version_num()
+        ))
     }
     let client = client().await;
     let tq = unique("evict");
@@ -788,7 +869,11 @@ async fn evicted_workflow_resumes_by_replay_with_the_same_result() {
     config.max_cached_workflows = 0;
     let w = spawn_worker(&client, config).await;
     let handle = client
-        .start_workflow("LongRun", &10u64, WorkflowOptions::new(unique("long-run"), &tq))
+        .start_workflow(
+            "LongRun",
+            &10u64,
+            WorkflowOptions::new(unique("long-run"), &tq),
+        )
         .await
         .unwrap();
     // The child waits for "go"; find it through the parent's history and release it.

@@ -208,7 +208,10 @@ struct ChildInput {
 
 /// Starts a child workflow (any type, on any task queue — e.g. one a Python worker serves)
 /// and returns its result.
-async fn parent(ctx: WorkflowContext, input: ChildInput) -> Result<serde_json::Value, WorkflowError> {
+async fn parent(
+    ctx: WorkflowContext,
+    input: ChildInput,
+) -> Result<serde_json::Value, WorkflowError> {
     Ok(ctx
         .child_workflow(input.workflow_type)
         .task_queue(input.task_queue)

@@ -21,8 +21,8 @@ use trellis_converter::{ConversionError, DataConverter, IntoPayloads};
 use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::RetryPolicy;
 use trellis_core_proto::api::failure::v1::Failure;
-use trellis_core_proto::coresdk::activity_result::{ActivityResolution, activity_resolution};
 use trellis_core_proto::api::sdk::v1::UserMetadata;
+use trellis_core_proto::coresdk::activity_result::{ActivityResolution, activity_resolution};
 use trellis_core_proto::coresdk::child_workflow::ChildWorkflowResult;
 use trellis_core_proto::coresdk::workflow_activation::{
     ResolveChildWorkflowExecutionStart, resolve_child_workflow_execution_start,
@@ -40,7 +40,8 @@ use crate::interceptors::{
     StartTimerInput, WorkflowOutbound, WorkflowOutboundResponse, WorkflowOutboundService,
 };
 
-pub(crate) type OutboundFuture = LocalBoxFuture<'static, Result<WorkflowOutboundResponse, WorkflowError>>;
+pub(crate) type OutboundFuture =
+    LocalBoxFuture<'static, Result<WorkflowOutboundResponse, WorkflowError>>;
 
 /// Facts about the running workflow.
 #[derive(Debug, Clone)]
@@ -860,7 +861,9 @@ impl ActivityCall {
     fn schedule_local(self, first_seq: u32, current: Rc<std::cell::Cell<u32>>) -> OutboundFuture {
         let ctx = self.ctx.clone();
         let args = self.args.unwrap_or_default();
-        let summary = self.summary.and_then(|s| ctx.shared.converter.encode(&s).ok());
+        let summary = self
+            .summary
+            .and_then(|s| ctx.shared.converter.encode(&s).ok());
         let template = ScheduleLocalActivity {
             seq: first_seq,
             activity_id: first_seq.to_string(),
@@ -889,11 +892,13 @@ impl ActivityCall {
                 }
                 current.set(cmd.seq);
                 let answer = ctx
-                    .outbound(WorkflowOutbound::ScheduleLocalActivity(Box::new(cmd.clone())))
+                    .outbound(WorkflowOutbound::ScheduleLocalActivity(Box::new(
+                        cmd.clone(),
+                    )))
                     .await?;
                 let backoff = match &answer {
                     WorkflowOutboundResponse::ActivityResolved(r) => match &r.status {
-                        Some(activity_resolution::Status::Backoff(b)) => b.clone(),
+                        Some(activity_resolution::Status::Backoff(b)) => *b,
                         _ => return Ok(answer),
                     },
                     _ => return Ok(answer),

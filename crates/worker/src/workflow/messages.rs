@@ -76,7 +76,8 @@ impl WorkflowContext {
         });
         let mut st = self.shared.state.borrow_mut();
         let validator = st.updates.get(name).and_then(|u| u.validator.clone());
-        st.updates.insert(name.to_owned(), UpdateHandler { validator, handler });
+        st.updates
+            .insert(name.to_owned(), UpdateHandler { validator, handler });
     }
 
     /// Validates the update `name` before it is accepted: an `Err` rejects it, and a rejected
@@ -161,7 +162,11 @@ impl WorkflowContext {
     /// Like [`wait_condition`](Self::wait_condition), giving up after `timeout` of workflow
     /// time: `true` if the condition became true, `false` on timeout. The timer is cancelled
     /// when the condition wins.
-    pub async fn wait_condition_timeout<F>(&self, condition: F, timeout: std::time::Duration) -> bool
+    pub async fn wait_condition_timeout<F>(
+        &self,
+        condition: F,
+        timeout: std::time::Duration,
+    ) -> bool
     where
         F: FnMut() -> bool,
     {

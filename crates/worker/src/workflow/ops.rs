@@ -24,13 +24,15 @@ use trellis_core_proto::coresdk::workflow_activation::resolve_child_workflow_exe
 use trellis_core_proto::coresdk::workflow_commands::{
     CancelChildWorkflowExecution, ContinueAsNewWorkflowExecution, ModifyWorkflowProperties,
     RequestCancelExternalWorkflowExecution, SignalExternalWorkflowExecution,
-    StartChildWorkflowExecution, UpsertWorkflowSearchAttributes, signal_external_workflow_execution,
-    workflow_command,
+    StartChildWorkflowExecution, UpsertWorkflowSearchAttributes,
+    signal_external_workflow_execution, workflow_command,
 };
 use trellis_core_proto::time::to_proto_duration;
 
 use super::context::{OutboundFuture, WorkflowContext};
-use crate::error::{ChildWorkflowFailed, ChildWorkflowFailedKind, ExternalWorkflowFailed, WorkflowError};
+use crate::error::{
+    ChildWorkflowFailed, ChildWorkflowFailedKind, ExternalWorkflowFailed, WorkflowError,
+};
 use crate::interceptors::{WorkflowOutbound, WorkflowOutboundResponse};
 
 /// The activity type of side effects: a local activity this worker runs itself.
@@ -47,8 +49,7 @@ impl WorkflowContext {
                 workflow_type: workflow_type.into(),
                 namespace: self.shared.info.namespace.clone(),
                 task_queue: self.shared.info.task_queue.clone(),
-                cancellation_type: ChildWorkflowCancellationType::WaitCancellationCompleted
-                    as i32,
+                cancellation_type: ChildWorkflowCancellationType::WaitCancellationCompleted as i32,
                 parent_close_policy: ParentClosePolicy::Terminate as i32,
                 ..Default::default()
             },
@@ -123,11 +124,12 @@ impl WorkflowContext {
     /// Adds or replaces memo fields of this workflow (values already encoded, e.g. with
     /// [`data_converter`](Self::data_converter)); visible to clients describing it.
     pub fn upsert_memo(&self, fields: HashMap<String, Payload>) {
-        self.shared.push_command(workflow_command::Variant::ModifyWorkflowProperties(
-            ModifyWorkflowProperties {
-                upserted_memo: Some(Memo { fields }),
-            },
-        ));
+        self.shared
+            .push_command(workflow_command::Variant::ModifyWorkflowProperties(
+                ModifyWorkflowProperties {
+                    upserted_memo: Some(Memo { fields }),
+                },
+            ));
     }
 
     /// Adds or replaces one memo field.
@@ -137,13 +139,14 @@ impl WorkflowContext {
         value: &V,
     ) -> Result<(), ConversionError> {
         let p = self.shared.converter.encode(value)?;
-        self.shared.push_command(workflow_command::Variant::ModifyWorkflowProperties(
-            ModifyWorkflowProperties {
-                upserted_memo: Some(Memo {
-                    fields: HashMap::from([(key.to_owned(), p)]),
-                }),
-            },
-        ));
+        self.shared
+            .push_command(workflow_command::Variant::ModifyWorkflowProperties(
+                ModifyWorkflowProperties {
+                    upserted_memo: Some(Memo {
+                        fields: HashMap::from([(key.to_owned(), p)]),
+                    }),
+                },
+            ));
         Ok(())
     }
 
@@ -155,15 +158,14 @@ impl WorkflowContext {
         value: &V,
     ) -> Result<(), ConversionError> {
         let p = self.shared.converter.encode(value)?;
-        self.shared.push_command(
-            workflow_command::Variant::UpsertWorkflowSearchAttributes(
+        self.shared
+            .push_command(workflow_command::Variant::UpsertWorkflowSearchAttributes(
                 UpsertWorkflowSearchAttributes {
                     search_attributes: Some(SearchAttributes {
                         indexed_fields: HashMap::from([(key.to_owned(), p)]),
                     }),
                 },
-            ),
-        );
+            ));
         Ok(())
     }
 
@@ -214,7 +216,9 @@ impl ChildWorkflowCall {
     pub fn args(mut self, values: impl IntoPayloads) -> Self {
         match values.into_payloads(&self.ctx.shared.converter) {
             Ok(ps) => self.cmd.input.extend(ps),
-            Err(e) => self.errors.push(format!("an argument cannot be encoded: {e}")),
+            Err(e) => self
+                .errors
+                .push(format!("an argument cannot be encoded: {e}")),
         }
         self
     }
@@ -346,9 +350,7 @@ impl ChildWorkflowCall {
                 ChildWorkflowFailedKind::StartFailed(format!("{:?}", f.cause())),
                 None,
             )),
-            Some(Status::Cancelled(c)) => {
-                Err(fail(ChildWorkflowFailedKind::Cancelled, c.failure))
-            }
+            Some(Status::Cancelled(c)) => Err(fail(ChildWorkflowFailedKind::Cancelled, c.failure)),
             None => Err(fail(
                 ChildWorkflowFailedKind::Decode("core resolved the start without a status".into()),
                 None,
@@ -621,15 +623,13 @@ impl ExternalWorkflowHandle {
         reason: &str,
     ) -> impl Future<Output = Result<(), ExternalWorkflowFailed>> + use<> {
         let seq = self.ctx.next_cancel_external_seq();
-        let fut = self
-            .ctx
-            .outbound(WorkflowOutbound::CancelExternal(Box::new(
-                RequestCancelExternalWorkflowExecution {
-                    seq,
-                    workflow_execution: Some(self.execution()),
-                    reason: reason.to_owned(),
-                },
-            )));
+        let fut = self.ctx.outbound(WorkflowOutbound::CancelExternal(Box::new(
+            RequestCancelExternalWorkflowExecution {
+                seq,
+                workflow_execution: Some(self.execution()),
+                reason: reason.to_owned(),
+            },
+        )));
         let workflow_id = self.workflow_id.clone();
         async move {
             external_outcome(fut.await, |failure| ExternalWorkflowFailed {
@@ -754,7 +754,10 @@ impl CancellationScope {
     }
 
     /// Runs `fut` in the scope.
-    pub fn run<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output, ScopeCancelled>> + use<F> {
+    pub fn run<F: Future>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, ScopeCancelled>> + use<F> {
         let inner = self.inner.clone();
         let mut fut = Some(Box::pin(fut));
         std::future::poll_fn(move |cx| {

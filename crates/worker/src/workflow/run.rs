@@ -28,8 +28,8 @@ use futures::future::LocalBoxFuture;
 use tower::ServiceExt;
 
 use super::context::{RunShared, WorkflowContext};
-use crate::error::{Outcome, WorkflowError, classify, panic_message};
 use super::ops::ContinueAsNew;
+use crate::error::{Outcome, WorkflowError, classify, panic_message};
 use crate::interceptors::{
     ExecuteWorkflow, QueryInput, SignalInput, UpdateInput, WorkflowInbound,
     WorkflowInboundResponse, WorkflowInboundService, WorkflowOutbound,
@@ -163,7 +163,8 @@ impl WorkflowRun {
                                 args: s.input,
                                 headers: s.headers,
                             }));
-                    self.handlers.push(Box::pin(delivery.map(|r| r.map(|_| ()))));
+                    self.handlers
+                        .push(Box::pin(delivery.map(|r| r.map(|_| ()))));
                     needs_poll = true;
                 }
                 J::CancelWorkflow(c) => {
@@ -428,10 +429,12 @@ impl WorkflowRun {
             Err(err) if err.0.is::<ContinueAsNew>() => {
                 let can = err.0.downcast::<ContinueAsNew>().expect("checked above");
                 if let Some(msg) = can.error {
-                    return Err(self.failures.application_to_failure(&ApplicationFailure::new(
-                        "ContinueAsNewError",
-                        format!("the continue-as-new input cannot be encoded: {msg}"),
-                    )));
+                    return Err(self
+                        .failures
+                        .application_to_failure(&ApplicationFailure::new(
+                            "ContinueAsNewError",
+                            format!("the continue-as-new input cannot be encoded: {msg}"),
+                        )));
                 }
                 let ctx = WorkflowContext {
                     shared: self.shared.clone(),
