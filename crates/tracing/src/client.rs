@@ -61,6 +61,8 @@ fn otel_name(call: &ClientCall) -> String {
         ClientCall::FetchHistory(_) => "FetchWorkflowHistory".to_owned(),
         ClientCall::List(_) => "ListWorkflows".to_owned(),
         ClientCall::Count(_) => "CountWorkflows".to_owned(),
+        ClientCall::Update(c) => format!("StartWorkflowUpdate:{}", c.name),
+        ClientCall::PollUpdate(_) => "PollWorkflowUpdate".to_owned(),
     }
 }
 
@@ -73,6 +75,8 @@ fn run_id(call: &ClientCall) -> Option<&str> {
         | ClientCall::Terminate(c)
         | ClientCall::Describe(c)
         | ClientCall::FetchHistory(c) => c.run_id.as_deref(),
+        ClientCall::Update(c) => c.run_id.as_deref(),
+        ClientCall::PollUpdate(c) => c.run_id.as_deref(),
         ClientCall::List(_) | ClientCall::Count(_) => None,
     }
 }

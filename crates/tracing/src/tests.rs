@@ -373,6 +373,11 @@ fn run(run_id: &str, start_headers: &Headers, replaying: bool) -> Run {
             encoding::JSON,
             b"1".to_vec(),
         ))),
+        WorkflowInbound::ValidateUpdate(_) => Ok(WorkflowInboundResponse::UpdateValid),
+        WorkflowInbound::Update(_) => Ok(WorkflowInboundResponse::UpdateCompleted(new_payload(
+            encoding::JSON,
+            b"2".to_vec(),
+        ))),
     });
     let outbound_mock = OutboundMock::new(|req: &WorkflowOutbound| match req {
         WorkflowOutbound::ScheduleActivity(_) => Ok(WorkflowOutboundResponse::ActivityResolved(
@@ -383,6 +388,7 @@ fn run(run_id: &str, start_headers: &Headers, replaying: bool) -> Run {
             }),
         )),
         WorkflowOutbound::StartTimer(_) => Ok(WorkflowOutboundResponse::TimerFired),
+        other => Err(WorkflowError::task(format!("not mocked: {}", other.name()))),
     });
     // The worker builds the outbound stack first, then the inbound one.
     let outbound = workflow::outbound_with(

@@ -307,6 +307,43 @@ impl Service<WorkflowInbound> for InboundTracing {
                 );
                 (span, Some(parent))
             }
+            WorkflowInbound::ValidateUpdate(update) | WorkflowInbound::Update(update) => {
+                let handle = matches!(request, WorkflowInbound::Update(_));
+                let name = if handle {
+                    "HandleUpdate"
+                } else {
+                    "ValidateUpdate"
+                };
+                // Handling is replayed (accepted updates are in the history), so it counts
+                // with the signals; validation never runs on replay.
+                let n = if handle {
+                    let n = st.signals.get();
+                    st.signals.set(n + 1);
+                    n
+                } else {
+                    st.query_seed ^ QUERIES.fetch_add(1, Ordering::Relaxed)
+                };
+                let parent = TraceContext::from_headers(&update.headers).unwrap_or(st.run);
+                let ctx = parent.child_with_id(derive_id(&facts.run_id, name, n));
+                let span = if replaying && handle {
+                    Span::none()
+                } else {
+                    tracing::info_span!(
+                        target: "trellis_tracing",
+                        "HandleUpdate",
+                        otel.name = %format_args!("{name}:{}", update.name),
+                        otel.kind = "server",
+                        update = %update.name,
+                        workflow_id = %facts.workflow_id,
+                        run_id = %facts.run_id,
+                        trace_id = %ctx.trace_id_hex(),
+                        span_id = %ctx.span_id_hex(),
+                        parent_span_id = Empty,
+                        error = Empty,
+                    )
+                };
+                (span, Some(parent))
+            }
         };
         if let Some(parent) = parent {
             span.record("parent_span_id", display(parent.span_id_hex()));

@@ -94,7 +94,8 @@ impl WorkerConfig {
         self
     }
 
-    /// Adds a layer around every workflow run's inbound service (execute, signal, query):
+    /// Adds a layer around every workflow run's inbound service (execute, signal, query,
+    /// validate update, update):
     /// `make(ctx, inner)` wraps `inner` for the run whose context is `ctx`. The first added is
     /// the outermost. Usually `make` applies a
     /// [`local_from_fn`](trellis_interceptor::local_from_fn) layer.
@@ -109,8 +110,9 @@ impl WorkerConfig {
         self
     }
 
-    /// Adds a layer around every workflow run's outbound service (schedule activity, start
-    /// timer), built per run like [`WorkerConfig::workflow_inbound_layer`].
+    /// Adds a layer around every workflow run's outbound service (schedule activity or local
+    /// activity, start timer, start child, signal/cancel external, continue-as-new), built per
+    /// run like [`WorkerConfig::workflow_inbound_layer`].
     pub fn workflow_outbound_layer<F>(mut self, make: F) -> Self
     where
         F: Fn(&WorkflowContext, WorkflowOutboundService) -> WorkflowOutboundService

@@ -68,6 +68,11 @@ where
 // ---------------------------------------------------------------- child workflows
 
 async fn child(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    if ctx.info().parent_workflow_id.is_none() {
+        return Err(
+            ApplicationFailure::new("BadInfo", "a child workflow must know its parent").into(),
+        );
+    }
     let mut go = ctx.signal_channel::<String>("go");
     let greeting = go.recv().await?;
     Ok(format!("{greeting}, {name}!"))
@@ -340,7 +345,13 @@ async fn continue_as_new_carries_state() {
         (n, seen): (u32, Vec<String>),
     ) -> Result<Vec<String>, WorkflowError> {
         let mut seen = seen;
-        seen.push(format!("{n}:{}", ctx.info().run_id.len()));
+        let info = ctx.info();
+        // Every run after the first knows the run it continued from.
+        if info.continued_from_run_id.is_some() != (n > 0) || info.first_execution_run_id.is_empty()
+        {
+            return Err(ApplicationFailure::new("BadInfo", format!("{info:?}")).into());
+        }
+        seen.push(format!("{n}:{}", info.run_id.len()));
         if n < 3 {
             return Err(ctx.continue_as_new(&(n + 1, seen)).into());
         }

@@ -62,6 +62,18 @@ pub struct WorkflowInfo {
     pub start_time: Option<SystemTime>,
     /// Headers sent with the start request, still encoded.
     pub headers: HashMap<String, Payload>,
+    /// The parent workflow's id, for a child workflow.
+    pub parent_workflow_id: Option<String>,
+    /// The parent workflow's run id, for a child workflow.
+    pub parent_run_id: Option<String>,
+    /// The run this one continued from (continue-as-new, retry or cron), if any.
+    pub continued_from_run_id: Option<String>,
+    /// The first run of this workflow execution chain.
+    pub first_execution_run_id: String,
+    /// The memo the run started with, still encoded.
+    pub memo: HashMap<String, Payload>,
+    /// The search attributes the run started with, still encoded.
+    pub search_attributes: HashMap<String, Payload>,
 }
 
 type QueryHandler = Rc<dyn Fn(&[Payload]) -> Result<Payload, String>>;

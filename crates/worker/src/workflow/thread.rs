@@ -146,6 +146,20 @@ fn start_run(
             .map(from_proto_timestamp)
             .or_else(|| act.timestamp.as_ref().map(from_proto_timestamp)),
         headers: init.headers.clone(),
+        parent_workflow_id: init
+            .parent_workflow_info
+            .as_ref()
+            .map(|p| p.workflow_id.clone()),
+        parent_run_id: init.parent_workflow_info.as_ref().map(|p| p.run_id.clone()),
+        continued_from_run_id: Some(init.continued_from_execution_run_id.clone())
+            .filter(|r| !r.is_empty()),
+        first_execution_run_id: init.first_execution_run_id.clone(),
+        memo: init.memo.clone().map(|m| m.fields).unwrap_or_default(),
+        search_attributes: init
+            .search_attributes
+            .clone()
+            .map(|s| s.indexed_fields)
+            .unwrap_or_default(),
     };
     let ctx = WorkflowContext::new(info, setup.converter.clone(), init.randomness_seed);
     *ctx.shared.outbound.borrow_mut() =
