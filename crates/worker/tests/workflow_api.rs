@@ -919,3 +919,121 @@ async fn evicted_workflow_resumes_by_replay_with_the_same_result() {
     assert_eq!(REPLAY_ACTIVITY_RUNS.load(Ordering::SeqCst), 1);
     stop(w).await;
 }
+
+// ---------------------------------------------------------------- bad input
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_update_handler_fails_the_task_and_the_worker_keeps_running() {
+    async fn fragile(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+        ctx.set_update_handler("explode", |(): ()| async move {
+            if true {
+                panic!("the update handler exploded");
+            }
+            Ok(())
+        });
+        ctx.signal_channel::<()>("never").recv().await?;
+        Ok(())
+    }
+    async fn fine(_ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+        Ok(n + 1)
+    }
+    let client = client().await;
+    let tq = unique("fragile");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Fragile", fragile)
+            .workflow("Fine", fine),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Fragile", &(), WorkflowOptions::new(unique("fragile"), &tq))
+        .await
+        .unwrap();
+    // The caller waits (the task is retried); the failure shows in the history.
+    let pending = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.update::<()>("explode", ()).await })
+    };
+    let failure = trellis_testing::workflow_task_failure(&handle).await;
+    assert!(
+        failure.message.contains("the update handler exploded"),
+        "{failure:?}"
+    );
+    pending.abort();
+    // The worker is still serving.
+    let other = client
+        .start_workflow("Fine", &41u32, WorkflowOptions::new(unique("fine"), &tq))
+        .await
+        .unwrap();
+    assert_eq!(other.result::<u32>().await.unwrap(), 42);
+    handle.terminate("test over").await.unwrap();
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_signals_and_updates_reach_catch_all_handlers() {
+    async fn catch_all(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
+        let seen = Rc::new(RefCell::new(Vec::<String>::new()));
+        let s = seen.clone();
+        let dc = ctx.data_converter().clone();
+        ctx.set_dynamic_update_handler(
+            Some(|name: &str, _args: &[trellis_core_proto::Payload]| {
+                if name.starts_with("bad") {
+                    Err(ApplicationFailure::new("Refused", format!("{name} refused")).into())
+                } else {
+                    Ok(())
+                }
+            }),
+            move |name, args| {
+                let s = s.clone();
+                let dc = dc.clone();
+                async move {
+                    let v: String = dc.decode_args(&args)?;
+                    s.borrow_mut().push(format!("update {name}={v}"));
+                    Ok(dc.encode(&format!("{name} done"))?)
+                }
+            },
+        );
+        let mut known = ctx.signal_channel::<String>("known");
+        let mut rest = ctx.dynamic_signal_channel();
+        let k = known.recv().await?;
+        seen.borrow_mut().push(format!("known={k}"));
+        let (name, args) = rest.recv().await;
+        let v: String = ctx.data_converter().decode_args(&args)?;
+        seen.borrow_mut().push(format!("signal {name}={v}"));
+        ctx.wait_condition(|| seen.borrow().len() >= 3).await;
+        let out = seen.borrow().clone();
+        Ok(out)
+    }
+    let client = client().await;
+    let tq = unique("catch-all");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq).workflow("CatchAll", catch_all),
+    )
+    .await;
+    let handle = client
+        .start_workflow(
+            "CatchAll",
+            &(),
+            WorkflowOptions::new(unique("catch-all"), &tq),
+        )
+        .await
+        .unwrap();
+    handle.signal("whatever", "w").await.unwrap();
+    handle.signal("known", "k").await.unwrap();
+    let refused = handle
+        .update::<String>("bad-one", ("x",))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("bad-one refused"), "{refused}");
+    let done: String = handle.update("anything", ("a",)).await.unwrap();
+    assert_eq!(done, "anything done");
+    let out: Vec<String> = handle.result().await.unwrap();
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(out.contains(&"known=k".to_owned()), "{out:?}");
+    assert!(out.contains(&"signal whatever=w".to_owned()), "{out:?}");
+    assert!(out.contains(&"update anything=a".to_owned()), "{out:?}");
+    stop(w).await;
+}
