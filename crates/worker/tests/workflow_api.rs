@@ -1037,3 +1037,175 @@ async fn dynamic_signals_and_updates_reach_catch_all_handlers() {
     assert!(out.contains(&"update anything=a".to_owned()), "{out:?}");
     stop(w).await;
 }
+
+// ---------------------------------------------------------------- interceptors see the new calls
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_children_and_continue_as_new_pass_through_interceptors() {
+    use std::sync::{Arc, Mutex};
+    use trellis_client::ClientConfig;
+    use trellis_client::interceptors::{ClientCall, ClientCallResponse};
+    use trellis_interceptor::{BoxError, LocalNext, Next, from_fn, local_from_fn};
+    use trellis_worker::interceptors::{
+        WorkflowInbound, WorkflowInboundResponse, WorkflowOutbound, WorkflowOutboundResponse,
+    };
+
+    type Log = Arc<Mutex<Vec<String>>>;
+    let dc = trellis_converter::DataConverter::default;
+
+    async fn hub(ctx: WorkflowContext, n: u32) -> Result<String, WorkflowError> {
+        ctx.set_update_handler("ping", |(): ()| async { Ok("pong") });
+        if n == 0 {
+            let mut go = ctx.signal_channel::<()>("go");
+            go.recv().await?;
+            ctx.all_handlers_finished().await;
+            return Err(ctx.continue_as_new(&1u32).into());
+        }
+        let tenant: String = ctx.child_workflow("EchoTenant").arg(&()).run().await?;
+        Ok(tenant)
+    }
+    async fn echo_tenant(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let h = ctx.info().headers.get("tenant").cloned();
+        Ok(match h {
+            Some(p) => ctx.data_converter().decode(&p)?,
+            None => "none".to_owned(),
+        })
+    }
+
+    let log: Log = Arc::default();
+    let client_log = log.clone();
+    let client = trellis_testing::client_with(ClientConfig::new("unused").call_layer(from_fn(
+        move |mut call: ClientCall, next: Next<ClientCall, ClientCallResponse, BoxError>| {
+            let log = client_log.clone();
+            async move {
+                if matches!(call, ClientCall::Update(_) | ClientCall::PollUpdate(_)) {
+                    log.lock().unwrap().push(format!("client {}", call.name()));
+                }
+                if let Some(h) = call.headers_mut() {
+                    h.insert("tenant".into(), dc().encode("acme").unwrap());
+                }
+                next.run(call).await
+            }
+        },
+    )))
+    .await;
+    let tq = unique("icpt-new");
+    let inbound_log = log.clone();
+    let outbound_log = log.clone();
+    let config = WorkerConfig::new(&tq)
+        .workflow("Hub", hub)
+        .workflow("EchoTenant", echo_tenant)
+        .workflow_inbound_layer(move |_ctx, inner| {
+            let log = inbound_log.clone();
+            tower::Layer::layer(
+                &local_from_fn(
+                    move |req: WorkflowInbound,
+                          next: LocalNext<
+                        WorkflowInbound,
+                        WorkflowInboundResponse,
+                        WorkflowError,
+                    >| {
+                        let log = log.clone();
+                        async move {
+                            match &req {
+                                WorkflowInbound::ValidateUpdate(u) | WorkflowInbound::Update(u) => {
+                                    let tenant: String =
+                                        dc().decode(u.headers.get("tenant").unwrap()).unwrap();
+                                    let kind = if matches!(req, WorkflowInbound::Update(_)) {
+                                        "update"
+                                    } else {
+                                        "validate"
+                                    };
+                                    log.lock()
+                                        .unwrap()
+                                        .push(format!("{kind} {} tenant={tenant}", u.name));
+                                }
+                                _ => {}
+                            }
+                            next.run(req).await
+                        }
+                    },
+                ),
+                inner,
+            )
+        })
+        .workflow_outbound_layer(move |ctx, inner| {
+            let log = outbound_log.clone();
+            let tenant = ctx.info().headers.get("tenant").cloned();
+            tower::Layer::layer(
+                &local_from_fn(
+                    move |mut req: WorkflowOutbound,
+                          next: LocalNext<
+                        WorkflowOutbound,
+                        WorkflowOutboundResponse,
+                        WorkflowError,
+                    >| {
+                        log.lock().unwrap().push(format!("outbound {}", req.name()));
+                        // Forward the tenant to children and the next run.
+                        if let (Some(h), Some(t)) = (req.headers_mut(), tenant.clone()) {
+                            h.insert("tenant".into(), t);
+                        }
+                        next.run(req)
+                    },
+                ),
+                inner,
+            )
+        });
+    let w = spawn_worker(&client, config).await;
+    let handle = client
+        .start_workflow("Hub", &0u32, WorkflowOptions::new(unique("hub"), &tq))
+        .await
+        .unwrap();
+    let pong: String = handle.update("ping", ()).await.unwrap();
+    assert_eq!(pong, "pong");
+    handle.signal("go", &()).await.unwrap();
+    let tenant: String = handle.result().await.unwrap();
+    assert_eq!(tenant, "acme");
+    let log = log.lock().unwrap().clone();
+    for needed in [
+        "client update",
+        "validate ping tenant=acme",
+        "update ping tenant=acme",
+        "outbound continue_as_new",
+        "outbound start_child_workflow",
+    ] {
+        assert!(
+            log.iter().any(|l| l == needed),
+            "{needed} missing from {log:?}"
+        );
+    }
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_as_new_onto_another_task_queue() {
+    async fn mover(
+        ctx: WorkflowContext,
+        (target, moved): (String, bool),
+    ) -> Result<String, WorkflowError> {
+        if !moved {
+            return Err(ctx
+                .continue_as_new(&(target.clone(), true))
+                .task_queue(target)
+                .into());
+        }
+        Ok(format!("now on {}", ctx.info().task_queue))
+    }
+    let client = client().await;
+    let first = unique("can-from");
+    let second = unique("can-to");
+    let a = spawn_worker(&client, WorkerConfig::new(&first).workflow("Mover", mover)).await;
+    let b = spawn_worker(&client, WorkerConfig::new(&second).workflow("Mover", mover)).await;
+    let handle = client
+        .start_workflow_with_args(
+            "Mover",
+            (second.clone(), false),
+            WorkflowOptions::new(unique("mover"), &first),
+        )
+        .await
+        .unwrap();
+    let out: String = handle.result().await.unwrap();
+    assert_eq!(out, format!("now on {second}"));
+    stop(a).await;
+    stop(b).await;
+}
