@@ -49,6 +49,7 @@
 mod activity;
 mod error;
 pub mod interceptors;
+pub mod plugin;
 mod registry;
 pub mod replay;
 mod worker;
@@ -56,6 +57,7 @@ mod workflow;
 
 pub use activity::{ActivityContext, ActivityInfo};
 pub use error::{ActivityError, ActivityFailed, ActivityFailedKind, WorkerError, WorkflowError};
+pub use plugin::{Interceptor, WorkerPlugin};
 pub use registry::{ActivityDefinition, WorkflowDefinition};
 pub use trellis_converter::{ApplicationFailure, RawValue};
 pub use worker::{ShutdownHandle, Worker, WorkerConfig};
