@@ -54,6 +54,9 @@
     unreachable_pub
 )]
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::any::Any;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

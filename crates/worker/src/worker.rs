@@ -344,26 +344,31 @@ impl WorkerConfig {
     }
 }
 
-/// Applies `f` to the definitions of `entries`; definitions whose name was there before keep
-/// that entry's source, new ones get `source` (or the worker's configuration).
+/// Applies `f` to the definitions of `entries`. A returned definition takes the source of the
+/// next unclaimed entry of its name (so definitions kept keep theirs); the rest get `source`
+/// (or the worker's configuration).
 fn remap<T>(
     source: &Option<String>,
     entries: Vec<(String, T)>,
     name: fn(&T) -> &str,
     f: impl FnOnce(Vec<T>) -> Vec<T>,
 ) -> Vec<(String, T)> {
-    let mut sources: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut sources: std::collections::HashMap<String, std::collections::VecDeque<String>> =
+        std::collections::HashMap::new();
     let mut defs = Vec::with_capacity(entries.len());
     for (src, def) in entries {
-        sources.entry(name(&def).to_owned()).or_insert(src);
+        sources
+            .entry(name(&def).to_owned())
+            .or_default()
+            .push_back(src);
         defs.push(def);
     }
     f(defs)
         .into_iter()
         .map(|def| {
             let src = sources
-                .get(name(&def))
-                .cloned()
+                .get_mut(name(&def))
+                .and_then(|q| q.pop_front())
                 .unwrap_or_else(|| source.clone().unwrap_or_else(|| CONFIG_SOURCE.to_owned()));
             (src, def)
         })
@@ -521,6 +526,16 @@ impl Worker {
     /// The plugins applied to this worker (the client's, then its own), by name.
     pub fn plugin_names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// The workflow types this worker serves, sorted.
+    pub fn workflow_names(&self) -> Vec<String> {
+        self.workflows.names()
+    }
+
+    /// The activity types this worker serves, sorted.
+    pub fn activity_names(&self) -> Vec<String> {
+        self.activities.names()
     }
 
     /// The namespace this worker polls.
