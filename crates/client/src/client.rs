@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use std::sync::Arc;
+use temporalio_client::Connection;
 use temporalio_client::grpc::WorkflowService;
-use temporalio_client::{Connection, ConnectionOptions, Url};
 use trellis_converter::{DataConverter, IntoPayloads};
 
 use tower::ServiceExt;
@@ -18,7 +18,7 @@ use crate::interceptors::{
     ClientCall, ClientCallResponse, ClientCallService, ListCall, StartWorkflowCall,
     base_call_service,
 };
-use crate::stack;
+use crate::plugin::{ConnectNext, PropagatedPlugin, named};
 
 /// A connection to a Temporal namespace. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) connection: Connection,
     pub(crate) grpc: GrpcService,
     pub(crate) config: ClientConfig,
+    pub(crate) propagated: Vec<PropagatedPlugin>,
 }
 
 impl std::fmt::Debug for Client {
@@ -93,34 +94,52 @@ impl WorkflowOptions {
 }
 
 impl Client {
-    /// Connects: builds the gRPC stack, opens the connection, and checks the server answers.
+    /// Connects: runs the plugins' `configure_client` hooks (in list order), builds the gRPC
+    /// stack and opens the connection inside their `connect_service_client` chain (the first
+    /// plugin outermost), and checks the server answers.
     pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
-        let grpc = stack::build(&config.connect)?;
-        let bad = |cause: String| ClientError::Connect {
-            address: config.connect.address.clone(),
-            cause,
-        };
-        let url = Url::parse(&config.connect.url()).map_err(|e| bad(e.to_string()))?;
-        let options = ConnectionOptions::new(url)
-            .identity(config.identity.clone())
-            .service_override(stack::into_core_override(grpc.clone()))
-            .dns_load_balancing(None)
-            .keep_alive(None)
-            .build();
-        let connection = Connection::connect(options)
+        // The list the user gave: plugins added by hooks neither run nor propagate.
+        let plugins = config.plugins.clone();
+        let propagated = plugins
+            .iter()
+            .filter_map(|p| {
+                Arc::clone(p)
+                    .worker_side()
+                    .map(|worker_side| PropagatedPlugin {
+                        name: p.name().to_owned(),
+                        instance_key: p.instance_key(),
+                        worker_side,
+                    })
+            })
+            .collect();
+        let mut config = config;
+        for plugin in &plugins {
+            config = plugin.configure_client(config).map_err(|e| {
+                ClientError::from_boxed(named(plugin.name(), "configure_client", e))
+            })?;
+        }
+        let service = ConnectNext::new(&plugins, &config.identity)
+            .run(config.connect.clone())
             .await
-            .map_err(|e| bad(error_chain(&e)))?;
+            .map_err(ClientError::from_boxed)?;
+        config.connect = service.connect;
         let layers = config.call_layers.clone();
         let shared = Arc::new(Shared {
-            connection,
-            grpc,
+            connection: service.connection,
+            grpc: service.grpc,
             config,
+            propagated,
         });
         let mut calls = base_call_service(shared.clone());
         for layer in layers.iter().rev() {
             calls = tower::Layer::layer(layer, calls);
         }
         Ok(Self { shared, calls })
+    }
+
+    /// The plugins that travel on to workers built from this client, in order.
+    pub fn propagated_plugins(&self) -> &[PropagatedPlugin] {
+        &self.shared.propagated
     }
 
     /// Runs one call through the client-call stack.
@@ -247,19 +266,4 @@ impl Client {
     ) -> WorkflowHandle {
         WorkflowHandle::new(self.clone(), workflow_id.into(), run_id)
     }
-}
-
-/// An error's message followed by its sources' (each added once), joined with `: `.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = err.to_string();
-    let mut src = err.source();
-    while let Some(s) = src {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        src = s.source();
-    }
-    msg
 }

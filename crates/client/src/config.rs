@@ -1,10 +1,12 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use trellis_converter::DataConverter;
 use trellis_interceptor::grpc::GrpcLayer;
 
 use crate::interceptors::{ClientCall, ClientCallLayer, ClientCallResponse, ClientCallService};
+use crate::plugin::ClientPlugin;
 
 /// TLS settings for the connection. With none of the fields set, the server's certificate is
 /// checked against the standard web roots.
@@ -87,6 +89,7 @@ pub struct ClientConfig {
     pub data_converter: DataConverter,
     /// Layers around every client call; the first is outermost.
     pub call_layers: Vec<ClientCallLayer>,
+    pub(crate) plugins: Vec<Arc<dyn ClientPlugin>>,
 }
 
 impl ClientConfig {
@@ -98,7 +101,22 @@ impl ClientConfig {
             identity: default_identity(),
             data_converter: DataConverter::default(),
             call_layers: Vec::new(),
+            plugins: Vec::new(),
         }
+    }
+
+    /// Adds a plugin (after those already added: the first is outermost and configures
+    /// first). A plugin that is also a worker plugin propagates to the client's workers. Pass
+    /// an `Arc` of the plugin to give the same instance to a worker as well; it is then
+    /// applied there once.
+    pub fn plugin(mut self, plugin: impl ClientPlugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// The plugins added, in order, by name.
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name()).collect()
     }
 
     /// Adds a layer around every client call (after those already added, so inside them).
@@ -199,6 +217,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("identity", &self.identity)
             .field("data_converter", &self.data_converter)
             .field("call_layers", &self.call_layers.len())
+            .field("plugins", &self.plugin_names())
             .finish()
     }
 }

@@ -43,6 +43,16 @@ pub enum ClientError {
         /// The interceptor's error.
         cause: trellis_interceptor::BoxError,
     },
+    /// A plugin's hook failed.
+    #[error("plugin {plugin:?} failed in {hook}: {cause}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The hook (`configure_client`, `connect_service_client`, …).
+        hook: &'static str,
+        /// The hook's error.
+        cause: trellis_interceptor::BoxError,
+    },
     /// The workflow rejected or failed a query.
     #[error("query {query:?} failed: {message}")]
     Query {
@@ -181,3 +191,18 @@ impl std::fmt::Display for WorkflowFailure {
 }
 
 impl std::error::Error for WorkflowFailure {}
+
+/// An error's message followed by its sources' (each added once), joined with `: `.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        let s_msg = s.to_string();
+        if !msg.contains(&s_msg) {
+            msg.push_str(": ");
+            msg.push_str(&s_msg);
+        }
+        src = s.source();
+    }
+    msg
+}

@@ -40,12 +40,17 @@ mod config;
 mod error;
 mod handle;
 pub mod interceptors;
+pub mod plugin;
 mod stack;
 
 pub use client::{Client, WorkflowOptions};
 pub use config::{ClientConfig, ConnectConfig, TlsConfig};
 pub use error::{ClientError, WorkflowFailure};
 pub use handle::{UpdateHandle, WorkflowDescription, WorkflowHandle};
+pub use plugin::ClientPlugin;
+
+/// A boxed, sendable future: what plugin hooks return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 /// gRPC status codes and statuses, as RPC errors carry them.
 pub use tonic::{Code, Status};
 pub use trellis_converter::{self as converter, DataConverter};

@@ -167,6 +167,6 @@ async fn call_framed(
 fn status_from_error(err: BoxError) -> Status {
     match err.downcast::<Status>() {
         Ok(st) => *st,
-        Err(err) => Status::unavailable(crate::client::error_chain(&*err)),
+        Err(err) => Status::unavailable(crate::error::error_chain(&*err)),
     }
 }

@@ -6,7 +6,7 @@
 //! # async fn demo(worker_config: trellis_worker::WorkerConfig) -> Result<(), trellis_replayer::ReplayError> {
 //! use trellis_replayer::{Replayer, ReplayerConfig};
 //!
-//! let replayer = Replayer::new(ReplayerConfig::new(worker_config));
+//! let replayer = Replayer::new(ReplayerConfig::new(worker_config))?;
 //! // Every history recorded under tests/histories/ must replay clean.
 //! replayer.assert_replays_dir("tests/histories").await?;
 //! # Ok(()) }
@@ -77,12 +77,15 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    /// A replayer for `config`.
-    pub fn new(config: ReplayerConfig) -> Self {
-        Self { config }
+    /// A replayer for `config`: runs its plugins' `configure_replayer` hooks (in order) and
+    /// checks there is at least one workflow to replay.
+    pub fn new(config: ReplayerConfig) -> Result<Self, ReplayError> {
+        Ok(Self {
+            config: config.configure()?,
+        })
     }
 
-    /// The configuration.
+    /// The configuration, after the plugins' hooks.
     pub fn config(&self) -> &ReplayerConfig {
         &self.config
     }
@@ -93,14 +96,15 @@ impl Replayer {
         Ok(results.remove(0))
     }
 
-    /// Replays many histories (up to `concurrency` at once), one result each, in input order.
+    /// Replays many histories (up to `concurrency` at once), one result each, in input order,
+    /// inside the plugins' `run_replayer` chain (the first plugin outermost).
     /// With `fail_fast`, histories after the first failure are not replayed (and have no
     /// result).
     pub async fn replay_all(
         &self,
         histories: Vec<ReplayHistory>,
     ) -> Result<Vec<ReplayResult>, ReplayError> {
-        Ok(trellis_worker::replay::replay_histories(&self.config, histories).await?)
+        Ok(self.config.replay(histories).await?)
     }
 
     /// Replays every history file in `dir` (see [`history::read_dir`]). A file that cannot be

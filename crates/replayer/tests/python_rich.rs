@@ -88,6 +88,7 @@ async fn python_made_history_with_children_updates_and_local_activities_replays(
     let good = Replayer::new(ReplayerConfig::new(
         WorkerConfig::new("replay").workflow("Rich", rich),
     ))
+    .unwrap()
     .replay(ReplayHistory::new("python", &id, h.clone()))
     .await
     .unwrap();
@@ -95,6 +96,7 @@ async fn python_made_history_with_children_updates_and_local_activities_replays(
     let bad = Replayer::new(ReplayerConfig::new(
         WorkerConfig::new("replay").workflow("Rich", rich_reordered),
     ))
+    .unwrap()
     .replay(ReplayHistory::new("python", &id, h))
     .await
     .unwrap();

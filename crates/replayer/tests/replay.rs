@@ -58,6 +58,7 @@ fn replayer(f: GreetFn) -> Replayer {
     Replayer::new(ReplayerConfig::new(
         WorkerConfig::new("replay").workflow("Greet", f),
     ))
+    .unwrap()
 }
 
 fn boxed_greet(ctx: WorkflowContext, n: String) -> GreetFuture {
@@ -276,7 +277,7 @@ trait Concurrency {
 
 impl Concurrency for Replayer {
     fn concurrency(self, n: usize) -> Self {
-        Replayer::new(self.config().clone().concurrency(n))
+        Replayer::new(self.config().clone().concurrency(n)).unwrap()
     }
 }
 
@@ -296,7 +297,8 @@ async fn a_panic_while_replaying_is_a_workflow_task_failure_and_fail_fast_stops(
     let fast = Replayer::new(
         ReplayerConfig::new(WorkerConfig::new("replay").workflow("Greet", boxed_panics))
             .fail_fast(true),
-    );
+    )
+    .unwrap();
     let results = fast
         .replay_all(vec![h.clone(), h.clone(), h])
         .await

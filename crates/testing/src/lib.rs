@@ -255,15 +255,28 @@ pub async fn client() -> Client {
     client_with(ClientConfig::new(server_address())).await
 }
 
-/// A client built from `config` (whose address is replaced by the test server's).
+/// A client built from `config` (whose address is replaced by the test server's), once the
+/// server is ready. Connects once, so the plugins of `config` see one connect.
 pub async fn client_with(mut config: ClientConfig) -> Client {
+    wait_ready().await;
     config.connect.address = server_address().to_owned();
+    Client::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the dev server: {e}"))
+}
+
+/// Waits until the dev server answers and its `default` namespace is ready (once per process).
+async fn wait_ready() {
+    static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if READY.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    let config = ClientConfig::new(server_address());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let attempt = Client::connect(config.clone()).await;
-        let last = match attempt {
+        let last = match Client::connect(config.clone()).await {
             Ok(client) => match namespace_ready(&client).await {
-                Ok(()) => return client,
+                Ok(()) => break,
                 Err(e) => e,
             },
             Err(e) => e.to_string(),
@@ -276,6 +289,7 @@ pub async fn client_with(mut config: ClientConfig) -> Client {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    READY.store(true, std::sync::atomic::Ordering::Release);
 }
 
 async fn namespace_ready(client: &Client) -> Result<(), String> {

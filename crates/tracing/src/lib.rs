@@ -162,3 +162,15 @@ impl TracingInterceptor {
             .workflow_outbound_layer(move |ctx, inner| workflow::outbound(instance, ctx, inner))
     }
 }
+
+/// As an [`Interceptor`](trellis_worker::Interceptor), e.g. given to a plugin: its client part
+/// goes to clients, its worker part to workers and replayers, once each.
+impl trellis_worker::Interceptor for TracingInterceptor {
+    fn intercept_client(&self, config: ClientConfig) -> ClientConfig {
+        self.apply_to_client(config)
+    }
+
+    fn intercept_worker(&self, config: WorkerConfig) -> WorkerConfig {
+        self.apply_to_worker(config)
+    }
+}

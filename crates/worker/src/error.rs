@@ -29,6 +29,16 @@ pub enum WorkerError {
         /// The engine's message.
         cause: String,
     },
+    /// A plugin's hook failed.
+    #[error("plugin {plugin:?} failed in {hook}: {cause}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The hook (`configure_worker`, `run_worker`, `configure_replayer`, `run_replayer`).
+        hook: &'static str,
+        /// The hook's error.
+        cause: BoxError,
+    },
     /// Polling failed in a way that cannot be retried (e.g. the namespace is gone).
     #[error("the worker stopped polling {what}: {cause}")]
     Poll {

@@ -49,6 +49,7 @@
 mod activity;
 mod error;
 pub mod interceptors;
+pub mod plugin;
 mod registry;
 pub mod replay;
 mod worker;
@@ -59,6 +60,7 @@ pub use error::{
     ActivityError, ActivityFailed, ActivityFailedKind, ChildWorkflowFailed,
     ChildWorkflowFailedKind, ExternalWorkflowFailed, WorkerError, WorkflowError,
 };
+pub use plugin::{Interceptor, WorkerPlugin};
 pub use registry::{ActivityDefinition, WorkflowDefinition};
 pub use trellis_converter::{ApplicationFailure, RawValue};
 pub use trellis_core_proto::api::enums::v1::WorkflowIdReusePolicy;

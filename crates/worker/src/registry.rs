@@ -110,6 +110,26 @@ impl WorkflowDefinition {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The same workflow, with `f(&ctx, err)` applied to every error it returns.
+    pub(crate) fn map_error<C: Send + Sync + 'static>(
+        self,
+        ctx: C,
+        f: fn(&C, WorkflowError) -> WorkflowError,
+    ) -> Self {
+        let inner = self.factory;
+        let ctx = Arc::new(ctx);
+        let factory: WorkflowFactory = Arc::new(move |wf: WorkflowContext, args: Vec<Payload>| {
+            let run = inner(wf, args);
+            let ctx = ctx.clone();
+            Box::pin(async move { run.await.map_err(|e| f(&ctx, e)) }) as WorkflowFuture
+        });
+        Self {
+            name: self.name,
+            factory,
+            dynamic: self.dynamic,
+        }
+    }
 }
 
 /// An activity definition: a name and the function that runs one attempt.

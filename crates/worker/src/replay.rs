@@ -25,13 +25,14 @@ use trellis_core_proto::coresdk::workflow_completion::{
 };
 
 use crate::error::WorkerError;
-use crate::registry::{WorkflowRegistry, build_registries};
+use crate::plugin::{ReplayNext, SharedPlugin, WorkerPlugin, named, unbox};
+use crate::registry::WorkflowRegistry;
 use crate::worker::{WorkerConfig, activate_with_codecs};
 use crate::workflow::thread::{ThreadSetup, WorkflowThread};
 
 /// What to replay with: the workflows (and workflow interceptors) of a [`WorkerConfig`], a data
-/// converter (to decode payloads of histories written through codecs), and how to run.
-#[derive(Clone, Debug)]
+/// converter (to decode payloads of histories written through codecs), plugins, and how to run.
+#[derive(Clone)]
 pub struct ReplayerConfig {
     /// The workflows and workflow layers to replay with (activities are not used).
     pub worker: WorkerConfig,
@@ -43,6 +44,21 @@ pub struct ReplayerConfig {
     pub fail_fast: bool,
     /// How many histories replay at once.
     pub concurrency: usize,
+    plugins: Vec<SharedPlugin>,
+    configured: bool,
+}
+
+impl std::fmt::Debug for ReplayerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayerConfig")
+            .field("worker", &self.worker)
+            .field("data_converter", &self.data_converter)
+            .field("namespace", &self.namespace)
+            .field("fail_fast", &self.fail_fast)
+            .field("concurrency", &self.concurrency)
+            .field("plugins", &self.plugin_names())
+            .finish()
+    }
 }
 
 impl ReplayerConfig {
@@ -54,7 +70,64 @@ impl ReplayerConfig {
             namespace: "default".to_owned(),
             fail_fast: false,
             concurrency: 1,
+            plugins: Vec::new(),
+            configured: false,
         }
+    }
+
+    /// Adds a worker plugin (after those already added: the first configures first and wraps
+    /// outermost). Nothing propagates to a replayer from a client: give it its plugins here.
+    pub fn plugin(mut self, plugin: impl WorkerPlugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// The plugins, in order, by name.
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// Runs every plugin's `configure_replayer` in order (once: a configuration that went
+    /// through it already is not configured again), then checks there is a workflow to
+    /// replay. Registrations a plugin makes are reported as coming from it.
+    pub fn configure(self) -> Result<Self, WorkerError> {
+        let plugins = self.plugins.clone();
+        let todo = if self.configured {
+            &[][..]
+        } else {
+            &plugins[..]
+        };
+        let mut config = self;
+        for plugin in todo {
+            config.worker.source = Some(format!("plugin {:?}", plugin.name()));
+            config = plugin
+                .configure_replayer(config)
+                .map_err(|e| named(plugin.name(), "configure_replayer", e))?;
+        }
+        config.worker.source = None;
+        config.plugins = plugins;
+        config.configured = true;
+        let (workflows, _) = config.worker.registries()?;
+        if workflows.is_empty() {
+            return Err(WorkerError::Config(
+                "a replayer needs at least one workflow, from its configuration or its plugins"
+                    .into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Replays `histories` inside the plugins' `run_replayer` chain (the first plugin
+    /// outermost), one result per history in input order. Call on a configuration that went
+    /// through [`ReplayerConfig::configure`].
+    pub async fn replay(
+        &self,
+        histories: Vec<ReplayHistory>,
+    ) -> Result<Vec<ReplayResult>, WorkerError> {
+        ReplayNext::new(&self.plugins, self)
+            .run(histories)
+            .await
+            .map_err(unbox)
     }
 
     /// Sets the data converter.
@@ -234,7 +307,7 @@ pub async fn replay_histories(
     config: &ReplayerConfig,
     histories: Vec<ReplayHistory>,
 ) -> Result<Vec<ReplayResult>, WorkerError> {
-    let (workflows, _) = build_registries(config.worker.workflow_definitions(), &[])?;
+    let (workflows, _) = config.worker.registries()?;
     if workflows.is_empty() {
         return Err(WorkerError::Config(
             "a replayer needs at least one workflow".into(),

@@ -25,14 +25,20 @@ use crate::interceptors::{
     ActivityLayer, ActivityRequest, ActivityService, WorkflowInboundService, WorkflowLayers,
     WorkflowOutboundService,
 };
+use crate::plugin::{
+    Interceptor, RunNext, SharedPlugin, WorkerPlugin, named, unbox, worker_plugins,
+};
 use crate::registry::{
     ActivityDefinition, ActivityRegistry, WorkflowDefinition, WorkflowRegistry, build_registries,
 };
 use crate::workflow::context::WorkflowContext;
 use crate::workflow::thread::{ThreadSetup, WorkflowThread};
+use std::collections::HashSet;
+use trellis_converter::ApplicationFailure;
+use trellis_core_proto::api::worker::v1::PluginInfo;
 
 /// What a worker serves and how hard it works.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// The task queue to poll.
     pub task_queue: String,
@@ -51,6 +57,43 @@ pub struct WorkerConfig {
     activities: Vec<(String, ActivityDefinition)>,
     activity_layers: Vec<ActivityLayer>,
     workflow_layers: WorkflowLayers,
+    plugins: Vec<SharedPlugin>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    failure_types: Vec<FailureType>,
+    /// Where registrations made now come from (a plugin while its hook runs).
+    pub(crate) source: Option<String>,
+}
+
+/// Recognises an error type that fails the workflow, and names it.
+#[derive(Clone)]
+struct FailureType {
+    name: &'static str,
+    matches: fn(&(dyn std::error::Error + 'static)) -> bool,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("task_queue", &self.task_queue)
+            .field("build_id", &self.build_id)
+            .field("max_cached_workflows", &self.max_cached_workflows)
+            .field(
+                "max_concurrent_workflow_tasks",
+                &self.max_concurrent_workflow_tasks,
+            )
+            .field("max_concurrent_activities", &self.max_concurrent_activities)
+            .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
+            .field("workflows", &self.workflow_names())
+            .field("activities", &self.activity_names())
+            .field("activity_layers", &self.activity_layers.len())
+            .field("plugins", &self.plugin_names())
+            .field("interceptors", &self.interceptors.len())
+            .field(
+                "workflow_failure_types",
+                &self.workflow_failure_type_names(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 const CONFIG_SOURCE: &str = "the worker's configuration";
@@ -69,7 +112,120 @@ impl WorkerConfig {
             activities: Vec::new(),
             activity_layers: Vec::new(),
             workflow_layers: WorkflowLayers::default(),
+            plugins: Vec::new(),
+            interceptors: Vec::new(),
+            failure_types: Vec::new(),
+            source: None,
         }
+    }
+
+    /// Adds a plugin, after the client's and those already added (the first is outermost and
+    /// configures first). Pass an `Arc` of a plugin also given to the client to have it
+    /// applied once.
+    pub fn plugin(mut self, plugin: impl WorkerPlugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// The worker's own plugins, in order, by name (the client's come before them).
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// Applies an interceptor's worker layers, once: an interceptor instance (the same `Arc`)
+    /// given again, e.g. by two plugins, is skipped.
+    pub fn interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
+        let key = Arc::as_ptr(&interceptor) as *const () as usize;
+        if self
+            .interceptors
+            .iter()
+            .any(|i| Arc::as_ptr(i) as *const () as usize == key)
+        {
+            return self;
+        }
+        self.interceptors.push(interceptor.clone());
+        interceptor.intercept_worker(self)
+    }
+
+    /// Makes workflows that return an error of type `E` (directly or as the source of the
+    /// error they return) **fail the workflow**, with a failure of type `E`'s name and the
+    /// error's message, instead of failing the workflow task (which the server retries).
+    pub fn workflow_failure_type<E: std::error::Error + 'static>(mut self) -> Self {
+        fn matches<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+            e.is::<E>()
+        }
+        let full = std::any::type_name::<E>();
+        let name = full.rsplit("::").next().unwrap_or(full);
+        if !self.failure_types.iter().any(|t| t.name == name) {
+            self.failure_types.push(FailureType {
+                name,
+                matches: matches::<E>,
+            });
+        }
+        self
+    }
+
+    /// The names of the error types that fail the workflow (see
+    /// [`WorkerConfig::workflow_failure_type`]).
+    pub fn workflow_failure_type_names(&self) -> Vec<&str> {
+        self.failure_types.iter().map(|t| t.name).collect()
+    }
+
+    /// Replaces the registered workflows with what `f` returns, given those registered now.
+    /// Workflows kept keep their source; new ones come from the current source (a plugin
+    /// during its hook).
+    pub fn map_workflows(
+        mut self,
+        f: impl FnOnce(Vec<WorkflowDefinition>) -> Vec<WorkflowDefinition>,
+    ) -> Self {
+        self.workflows = remap(
+            &self.source,
+            std::mem::take(&mut self.workflows),
+            WorkflowDefinition::name,
+            f,
+        );
+        self
+    }
+
+    /// Replaces the registered activities with what `f` returns, given those registered now
+    /// (sources as for [`WorkerConfig::map_workflows`]).
+    pub fn map_activities(
+        mut self,
+        f: impl FnOnce(Vec<ActivityDefinition>) -> Vec<ActivityDefinition>,
+    ) -> Self {
+        self.activities = remap(
+            &self.source,
+            std::mem::take(&mut self.activities),
+            ActivityDefinition::name,
+            f,
+        );
+        self
+    }
+
+    fn current_source(&self) -> String {
+        self.source
+            .clone()
+            .unwrap_or_else(|| CONFIG_SOURCE.to_owned())
+    }
+
+    /// The registries of workflows (with the failure types applied) and activities; fails on
+    /// a duplicate name.
+    pub(crate) fn registries(&self) -> Result<(WorkflowRegistry, ActivityRegistry), WorkerError> {
+        if self.failure_types.is_empty() {
+            return build_registries(&self.workflows, &self.activities);
+        }
+        let types: Arc<[FailureType]> = self.failure_types.clone().into();
+        let workflows: Vec<_> = self
+            .workflows
+            .iter()
+            .map(|(source, d)| {
+                (
+                    source.clone(),
+                    d.clone().map_error(types.clone(), fail_workflow_for),
+                )
+            })
+            .collect();
+        build_registries(&workflows, &self.activities)
     }
 
     /// Adds a tower layer around every activity attempt (after those already added, so inside
@@ -189,18 +345,14 @@ impl WorkerConfig {
 
     /// Registers a workflow definition.
     pub fn register_workflow(mut self, definition: WorkflowDefinition) -> Self {
-        self.workflows.push((CONFIG_SOURCE.to_owned(), definition));
+        self.workflows.push((self.current_source(), definition));
         self
     }
 
     /// Registers an activity definition.
     pub fn register_activity(mut self, definition: ActivityDefinition) -> Self {
-        self.activities.push((CONFIG_SOURCE.to_owned(), definition));
+        self.activities.push((self.current_source(), definition));
         self
-    }
-
-    pub(crate) fn workflow_definitions(&self) -> &[(String, WorkflowDefinition)] {
-        &self.workflows
     }
 
     pub(crate) fn workflow_layers(&self) -> &WorkflowLayers {
@@ -216,6 +368,50 @@ impl WorkerConfig {
     pub fn activity_names(&self) -> Vec<&str> {
         self.activities.iter().map(|(_, d)| d.name()).collect()
     }
+}
+
+/// Applies `f` to the definitions of `entries`. A returned definition takes the source of the
+/// next unclaimed entry of its name (so definitions kept keep theirs); the rest get `source`
+/// (or the worker's configuration).
+fn remap<T>(
+    source: &Option<String>,
+    entries: Vec<(String, T)>,
+    name: fn(&T) -> &str,
+    f: impl FnOnce(Vec<T>) -> Vec<T>,
+) -> Vec<(String, T)> {
+    let mut sources: std::collections::HashMap<String, std::collections::VecDeque<String>> =
+        std::collections::HashMap::new();
+    let mut defs = Vec::with_capacity(entries.len());
+    for (src, def) in entries {
+        sources
+            .entry(name(&def).to_owned())
+            .or_default()
+            .push_back(src);
+        defs.push(def);
+    }
+    f(defs)
+        .into_iter()
+        .map(|def| {
+            let src = sources
+                .get_mut(name(&def))
+                .and_then(|q| q.pop_front())
+                .unwrap_or_else(|| source.clone().unwrap_or_else(|| CONFIG_SOURCE.to_owned()));
+            (src, def)
+        })
+        .collect()
+}
+
+/// Turns an error of a registered failure type (the error itself or one of its sources) into
+/// an application failure, which fails the workflow.
+fn fail_workflow_for(types: &Arc<[FailureType]>, err: WorkflowError) -> WorkflowError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err.get_ref());
+    while let Some(e) = cur {
+        if let Some(t) = types.iter().find(|t| (t.matches)(e)) {
+            return WorkflowError::from(ApplicationFailure::new(t.name, e.to_string()));
+        }
+        cur = e.source();
+    }
+    err
 }
 
 /// Stops a running worker gracefully: polling stops, running activities finish and are
@@ -248,6 +444,7 @@ pub struct Worker {
     namespace: String,
     task_queue: String,
     shutdown: ShutdownHandle,
+    plugins: Arc<[SharedPlugin]>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -257,6 +454,7 @@ impl std::fmt::Debug for Worker {
             .field("task_queue", &self.task_queue)
             .field("workflows", &self.workflows.names())
             .field("activities", &self.activities.names())
+            .field("plugins", &self.plugin_names())
             .finish_non_exhaustive()
     }
 }
@@ -266,16 +464,31 @@ impl Worker {
     /// identity and data converter, and checks the namespace exists. Fails with a clear error
     /// when nothing is registered or two registrations share a name.
     pub async fn new(client: &Client, config: WorkerConfig) -> Result<Self, WorkerError> {
+        let plugins = worker_plugins(client.propagated_plugins(), &config.plugins);
+        let mut config = config;
+        for plugin in &plugins {
+            config.source = Some(format!("plugin {:?}", plugin.name()));
+            config = plugin
+                .configure_worker(config)
+                .map_err(|e| named(plugin.name(), "configure_worker", e))?;
+        }
+        config.source = None;
         if config.task_queue.is_empty() {
             return Err(WorkerError::Config("the task queue is empty".into()));
         }
         if config.workflows.is_empty() && config.activities.is_empty() {
+            let from = if plugins.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+                format!(", neither by the worker nor by its plugins {names:?}")
+            };
             return Err(WorkerError::Config(format!(
-                "at least one workflow or activity must be registered (task queue {:?})",
+                "at least one workflow or activity must be registered (task queue {:?}{from})",
                 config.task_queue
             )));
         }
-        let (workflows, activities) = build_registries(&config.workflows, &config.activities)?;
+        let (workflows, activities) = config.registries()?;
         let init_err = |cause: String| WorkerError::Init {
             task_queue: config.task_queue.clone(),
             cause,
@@ -308,6 +521,15 @@ impl Worker {
             .max_outstanding_workflow_tasks(max_tasks)
             .max_outstanding_activities(config.max_concurrent_activities.max(1))
             .maybe_graceful_shutdown_period(config.graceful_shutdown_timeout)
+            .plugins(
+                plugins
+                    .iter()
+                    .map(|p| PluginInfo {
+                        name: p.name().to_owned(),
+                        version: String::new(),
+                    })
+                    .collect::<HashSet<_>>(),
+            )
             .build()
             .map_err(init_err)?;
         let core = init_worker(&runtime, core_config, client.core_connection().clone())
@@ -324,7 +546,28 @@ impl Worker {
             namespace: client.namespace().to_owned(),
             task_queue: config.task_queue,
             shutdown: ShutdownHandle::default(),
+            plugins: plugins.into(),
         })
+    }
+
+    /// The plugins applied to this worker (the client's, then its own), by name.
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// The workflow types this worker serves, sorted.
+    pub fn workflow_names(&self) -> Vec<String> {
+        self.workflows.names()
+    }
+
+    /// The activity types this worker serves, sorted.
+    pub fn activity_names(&self) -> Vec<String> {
+        self.activities.names()
+    }
+
+    /// The namespace this worker polls.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// The task queue this worker polls.
@@ -353,8 +596,15 @@ impl Worker {
 
     /// Polls and runs tasks until [`ShutdownHandle::shutdown`] is called (or polling fails
     /// fatally), then shuts down gracefully: in-flight activities finish and are reported, cached
-    /// workflows are evicted, and the engine is finalized.
+    /// workflows are evicted, and the engine is finalized. The plugins' `run_worker` hooks wrap
+    /// the whole run, the first plugin outermost.
     pub async fn run(self) -> Result<(), WorkerError> {
+        let plugins = self.plugins.clone();
+        RunNext::new(&plugins).run(self).await.map_err(unbox)
+    }
+
+    /// The run itself, inside every plugin's `run_worker`.
+    pub(crate) async fn run_unwrapped(self) -> Result<(), WorkerError> {
         let Self {
             core,
             _runtime,
@@ -366,6 +616,7 @@ impl Worker {
             namespace,
             task_queue,
             shutdown,
+            plugins: _,
         } = self;
         let mut loops = JoinSet::new();
         if !workflows.is_empty() {

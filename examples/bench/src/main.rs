@@ -116,7 +116,8 @@ async fn replay_bench(address: &str, rounds: usize) -> Result<(), Box<dyn std::e
     println!("## Replay\n");
     println!("| history | events | histories/s |");
     println!("| --- | --- | --- |");
-    let replayer = Replayer::new(ReplayerConfig::new(worker_config("bench-replay")));
+    let replayer = Replayer::new(ReplayerConfig::new(worker_config("bench-replay")))
+        .expect("the bench workflows replay");
     for (label, hist) in recorded {
         let batch = 50usize;
         let events = hist.history.events.len();

@@ -9,7 +9,8 @@ use trellis_replayer::{Replayer, ReplayerConfig, WorkerConfig};
 async fn recorded_histories_replay() {
     let replayer = Replayer::new(ReplayerConfig::new(
         WorkerConfig::new("replay").workflow("Greet", greet),
-    ));
+    ))
+    .unwrap();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/histories");
     let results = replayer.assert_replays_dir(dir).await.unwrap();
     assert_eq!(results.len(), 1);
