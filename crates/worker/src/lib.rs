@@ -27,8 +27,10 @@
 //! # Structure
 //!
 //! - [`WorkerConfig`], [`Worker`], [`ShutdownHandle`]: what to serve, running and stopping.
-//! - [`WorkflowContext`]: the deterministic API for workflow code (timers, activities, signals,
-//!   queries, time, randomness).
+//! - [`WorkflowContext`]: the deterministic API for workflow code: timers, activities and local
+//!   activities, child and external workflows, signals, queries and updates, `wait_condition`,
+//!   side effects, continue-as-new, cancellation scopes, memo/search attribute upserts, time
+//!   and randomness (see `docs/workflows.md`).
 //! - [`ActivityContext`]: info, heartbeats and cancellation for activity code.
 //!
 //! # How workflow code runs
