@@ -95,6 +95,18 @@ async fn parent(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowErro
     let greeting: String = handle.result().await?;
 
     let doomed = ctx.child_workflow("WaitsForever").arg(&()).start().await?;
+    // A second child with the id of a running one cannot start.
+    let clash = ctx
+        .child_workflow("WaitsForever")
+        .arg(&())
+        .id(doomed.id())
+        .start()
+        .await
+        .unwrap_err();
+    let clash = match clash.kind {
+        ChildWorkflowFailedKind::StartFailed(cause) => cause,
+        other => format!("{other:?}"),
+    };
     ctx.timer(Duration::from_millis(200)).await;
     doomed.cancel("no longer needed");
     let cancelled = match doomed.result::<()>().await {
@@ -112,7 +124,12 @@ async fn parent(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowErro
         .run::<()>()
         .await
         .unwrap_err();
-    Ok(vec![greeting, cancelled, format!("{:?}", failed.kind)])
+    Ok(vec![
+        greeting,
+        cancelled,
+        format!("{:?}", failed.kind),
+        clash,
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +149,15 @@ async fn child_workflows_start_signal_result_and_cancel() {
         .await
         .unwrap();
     let result: Vec<String> = handle.result().await.unwrap();
-    assert_eq!(result, vec!["Hello, child!", "cancelled", "Failed"]);
+    assert_eq!(
+        result,
+        vec![
+            "Hello, child!",
+            "cancelled",
+            "Failed",
+            "WorkflowAlreadyExists"
+        ]
+    );
     let types = history_types(&handle).await;
     assert!(
         types.contains(&EventType::ChildWorkflowExecutionCompleted),
@@ -694,6 +719,57 @@ async fn side_effects_and_local_activities_are_recorded() {
     .unwrap();
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert_eq!(SIDE_EFFECT_RUNS.load(Ordering::SeqCst), before + 1);
+}
+
+static BACKOFF_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_activity_backoff_beyond_the_threshold_uses_a_timer() {
+    async fn fails_once(ctx: ActivityContext, _: ()) -> Result<u32, ActivityError> {
+        BACKOFF_ATTEMPTS.fetch_add(1, Ordering::SeqCst);
+        if ctx.info().attempt < 2 {
+            return Err(std::io::Error::other("not yet").into());
+        }
+        Ok(ctx.info().attempt)
+    }
+    async fn backs_off(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
+        Ok(ctx
+            .local_activity("fails_once")
+            .start_to_close_timeout(Duration::from_secs(5))
+            .local_retry_threshold(Duration::from_millis(500))
+            .retry_policy(trellis_client::RetryPolicy {
+                initial_interval: Some(trellis_core_proto::time::to_proto_duration(
+                    Duration::from_secs(1),
+                )),
+                maximum_attempts: 3,
+                ..Default::default()
+            })
+            .run()
+            .await?)
+    }
+    let client = client().await;
+    let tq = unique("la-backoff");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("BacksOff", backs_off)
+            .activity("fails_once", fails_once),
+    )
+    .await;
+    let handle = client
+        .start_workflow(
+            "BacksOff",
+            &(),
+            WorkflowOptions::new(unique("backs-off"), &tq),
+        )
+        .await
+        .unwrap();
+    let attempt: u32 = handle.result().await.unwrap();
+    assert_eq!(attempt, 2);
+    let types = history_types(&handle).await;
+    assert!(types.contains(&EventType::TimerFired), "{types:?}");
+    assert!(types.contains(&EventType::MarkerRecorded), "{types:?}");
+    stop(w).await;
 }
 
 // ---------------------------------------------------------------- dynamic registrations
