@@ -261,9 +261,6 @@ impl WorkflowRun {
 
     /// Validates an update (when core asks), accepts or rejects it, and starts its handler.
     fn start_update(&mut self, u: DoUpdate) {
-        let ctx = WorkflowContext {
-            shared: self.shared.clone(),
-        };
         let input = UpdateInput {
             id: u.id,
             name: u.name,
@@ -316,7 +313,6 @@ impl WorkflowRun {
                     w.wake();
                 }
             }
-            drop(ctx);
             let response = match result {
                 Ok(WorkflowInboundResponse::UpdateCompleted(p)) => {
                     update_response::Response::Completed(p)
