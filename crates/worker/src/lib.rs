@@ -79,3 +79,4 @@ pub use workflow::ops::{
     CancellationScope, ChildWorkflowCall, ChildWorkflowHandle, ContinueAsNew,
     ExternalWorkflowHandle, ScopeCancelled, SideEffect,
 };
+pub use workflow::typed::{ActivityRef, TypedActivityCall, TypedChildCall, WorkflowRef};

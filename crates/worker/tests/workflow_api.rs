@@ -772,6 +772,57 @@ async fn local_activity_backoff_beyond_the_threshold_uses_a_timer() {
     stop(w).await;
 }
 
+// ---------------------------------------------------------------- typed references
+
+const SHOUT: trellis_worker::ActivityRef<(String, u32), String> =
+    trellis_worker::ActivityRef::new("shout");
+const SHOUTER: trellis_worker::WorkflowRef<(String,), String> =
+    trellis_worker::WorkflowRef::new("Shouter");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_references_call_activities_and_children() {
+    async fn shout(_ctx: ActivityContext, (s, n): (String, u32)) -> Result<String, ActivityError> {
+        Ok(format!("{}{}", s.to_uppercase(), "!".repeat(n as usize)))
+    }
+    async fn shouter(ctx: WorkflowContext, s: String) -> Result<String, WorkflowError> {
+        let remote = SHOUT
+            .call(&ctx, (s.clone(), 1))
+            .options(|c| c.start_to_close_timeout(Duration::from_secs(10)))
+            .run()
+            .await?;
+        let local = SHOUT
+            .call_local(&ctx, (s, 2))
+            .options(|c| c.start_to_close_timeout(Duration::from_secs(10)))
+            .run()
+            .await?;
+        Ok(format!("{remote} {local}"))
+    }
+    async fn outer(ctx: WorkflowContext, s: String) -> Result<String, WorkflowError> {
+        Ok(SHOUTER
+            .child(&ctx, (s,))
+            .options(|c| c.execution_timeout(Duration::from_secs(30)))
+            .run()
+            .await?)
+    }
+    let client = client().await;
+    let tq = unique("typed");
+    let w = spawn_worker(
+        &client,
+        WorkerConfig::new(&tq)
+            .workflow("Outer", outer)
+            .workflow(SHOUTER.name(), shouter)
+            .activity(SHOUT.name(), shout),
+    )
+    .await;
+    let handle = client
+        .start_workflow("Outer", "hey", WorkflowOptions::new(unique("typed"), &tq))
+        .await
+        .unwrap();
+    let out: String = handle.result().await.unwrap();
+    assert_eq!(out, "HEY! HEY!!");
+    stop(w).await;
+}
+
 // ---------------------------------------------------------------- dynamic registrations
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,3 +6,4 @@ pub(crate) mod messages;
 pub(crate) mod ops;
 pub(crate) mod run;
 pub(crate) mod thread;
+pub(crate) mod typed;
