@@ -538,6 +538,15 @@ async fn activities_are_cancelled_explicitly_or_by_dropping() {
         "{types:?}"
     );
     assert!(types.contains(&EventType::TimerCanceled), "{types:?}");
+    let history = handle.fetch_history().await.unwrap();
+    let summary = history
+        .events
+        .iter()
+        .filter(|e| e.event_type() == EventType::ActivityTaskScheduled)
+        .find_map(|e| e.user_metadata.as_ref()?.summary.clone())
+        .expect("the first activity's summary is in the history");
+    let summary: String = client.data_converter().decode(&summary).unwrap();
+    assert_eq!(summary, "sleeps until cancelled");
     stop(w).await;
 }
 
@@ -663,6 +672,7 @@ async fn effects(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowErr
     let local: String = ctx
         .local_activity("flaky_local")
         .arg("hi")
+        .summary("a local activity with a summary")
         .start_to_close_timeout(Duration::from_secs(5))
         .retry_policy(trellis_client::RetryPolicy {
             initial_interval: Some(trellis_core_proto::time::to_proto_duration(
@@ -706,6 +716,18 @@ async fn side_effects_and_local_activities_are_recorded() {
     assert!(
         !types.contains(&EventType::ActivityTaskScheduled),
         "{types:?}"
+    );
+    let history = handle.fetch_history().await.unwrap();
+    let summarised = history.events.iter().any(|e| {
+        e.event_type() == EventType::MarkerRecorded
+            && e.user_metadata
+                .as_ref()
+                .and_then(|m| m.summary.as_ref())
+                .is_some()
+    });
+    assert!(
+        summarised,
+        "the local activity's summary is not in the history"
     );
     stop(w).await;
 
