@@ -184,12 +184,15 @@ async fn child_outlives_parent_with_abandon_policy() {
             .child_workflow("Child")
             .arg("orphan")
             .id(child_id)
+            .memo("owner", "abandoning-parent")
+            .search_attribute("TrellisStage", "orphaned")
             .parent_close_policy(ParentClosePolicy::Abandon)
             .start()
             .await?;
         Ok(handle.run_id().to_owned())
     }
     let client = client().await;
+    register_keyword_search_attribute("TrellisStage");
     let tq = unique("abandon");
     let w = spawn_worker(
         &client,
@@ -214,6 +217,15 @@ async fn child_outlives_parent_with_abandon_policy() {
     let desc = child.describe().await.unwrap();
     assert_eq!(desc.status, WorkflowExecutionStatus::Running);
     assert_eq!(desc.run_id, child_run);
+    // The child carries the memo and search attribute its parent gave it.
+    let info = desc.raw.workflow_execution_info.clone().unwrap();
+    let dc = client.data_converter();
+    let memo: String = dc.decode(&info.memo.unwrap().fields["owner"]).unwrap();
+    assert_eq!(memo, "abandoning-parent");
+    let stage: String = dc
+        .decode(&info.search_attributes.unwrap().indexed_fields["TrellisStage"])
+        .unwrap();
+    assert_eq!(stage, "orphaned");
     child.signal("go", "Bye").await.unwrap();
     let out: String = child.result().await.unwrap();
     assert_eq!(out, "Bye, orphan!");
