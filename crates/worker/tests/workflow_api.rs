@@ -350,7 +350,11 @@ async fn query_answered_while_waiting_on_a_timer() {
                 .encode(&format!("dynamic:{name}"))
                 .map_err(|e| e.to_string())
         });
-        ctx.timer(Duration::from_secs(3)).await;
+        // A long timer; a "wake" signal ends the wait early (the timer is then cancelled).
+        let mut wake = ctx.signal_channel::<()>("wake");
+        let timer = ctx.timer(Duration::from_secs(3600));
+        let woken = std::pin::pin!(wake.recv());
+        let _ = select(timer, woken).await;
         *phase.borrow_mut() = "awake".to_owned();
         Ok(phase.borrow().clone())
     }
@@ -368,6 +372,11 @@ async fn query_answered_while_waiting_on_a_timer() {
     assert_eq!(phase, "sleeping");
     let dynamic: String = handle.query("whatever", ()).await.unwrap();
     assert_eq!(dynamic, "dynamic:whatever");
+    // Still on the timer: no timer fired, the workflow is running.
+    let types = history_types(&handle).await;
+    assert!(types.contains(&EventType::TimerStarted), "{types:?}");
+    assert!(!types.contains(&EventType::TimerFired), "{types:?}");
+    handle.signal("wake", &()).await.unwrap();
     let out: String = handle.result().await.unwrap();
     assert_eq!(out, "awake");
     stop(w).await;
