@@ -27,7 +27,7 @@ use crate::interceptors::{ActivityCancelled, ActivityRequest, ActivityService};
 use crate::registry::ActivityRegistry;
 
 /// Facts about the running activity attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ActivityInfo {
     /// The activity id (unique within its workflow run).
     pub activity_id: String,
@@ -80,6 +80,22 @@ impl std::fmt::Debug for ActivityContext {
 }
 
 impl ActivityContext {
+    /// A context attached to no worker, to run an activity (or a worker's whole activity stack,
+    /// see [`WorkerConfig::activity_service`](crate::WorkerConfig::activity_service))
+    /// in-process: unit tests, benchmarks. Heartbeats go nowhere; it is never cancelled.
+    pub fn detached(info: ActivityInfo, converter: DataConverter) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                info,
+                task_token: Vec::new(),
+                heartbeat_details: Vec::new(),
+                cancel: CancellationToken::new(),
+                converter,
+                core: Weak::new(),
+            }),
+        }
+    }
+
     /// Facts about this attempt.
     pub fn info(&self) -> &ActivityInfo {
         &self.inner.info

@@ -202,6 +202,38 @@ impl WorkerConfig {
         self
     }
 
+    /// Runs `configure_worker` of each of `plugins`, in order; registrations they make are
+    /// reported as theirs.
+    fn configure_with(mut self, plugins: &[SharedPlugin]) -> Result<Self, WorkerError> {
+        for plugin in plugins {
+            self.source = Some(format!("plugin {:?}", plugin.name()));
+            self = plugin
+                .configure_worker(self)
+                .map_err(|e| named(plugin.name(), "configure_worker", e))?;
+        }
+        self.source = None;
+        Ok(self)
+    }
+
+    /// Runs the `configure_worker` hooks of this configuration's own plugins, in order, as
+    /// [`Worker::new`] does (it puts the client's plugins first): to check or unit-test what a
+    /// plugin adds without a server. The result has no plugins left to apply.
+    pub fn apply_plugins(mut self) -> Result<Self, WorkerError> {
+        let plugins = std::mem::take(&mut self.plugins);
+        self.configure_with(&plugins)
+    }
+
+    /// The activity inbound stack this configuration describes — every activity layer around
+    /// the registered activities — as one tower service, to call in-process with an
+    /// [`ActivityRequest`] built on [`ActivityContext::detached`]. Fails on duplicate names.
+    pub fn activity_service(&self) -> Result<ActivityService, WorkerError> {
+        let (_, activities) = build_registries(&[], &self.activities)?;
+        Ok(layered_activity_service(
+            Arc::new(activities),
+            &self.activity_layers,
+        ))
+    }
+
     fn current_source(&self) -> String {
         self.source
             .clone()
@@ -439,14 +471,7 @@ impl Worker {
     /// when nothing is registered or two registrations share a name.
     pub async fn new(client: &Client, config: WorkerConfig) -> Result<Self, WorkerError> {
         let plugins = worker_plugins(client.propagated_plugins(), &config.plugins);
-        let mut config = config;
-        for plugin in &plugins {
-            config.source = Some(format!("plugin {:?}", plugin.name()));
-            config = plugin
-                .configure_worker(config)
-                .map_err(|e| named(plugin.name(), "configure_worker", e))?;
-        }
-        config.source = None;
+        let config = config.configure_with(&plugins)?;
         if config.task_queue.is_empty() {
             return Err(WorkerError::Config("the task queue is empty".into()));
         }
@@ -607,10 +632,7 @@ impl Worker {
             loops.spawn(run_workflows(core.clone(), thread, converter.clone()));
         }
         if !activities.is_empty() {
-            let mut service = base_activity_service(activities.clone());
-            for layer in activity_layers.iter().rev() {
-                service = tower::Layer::layer(layer, service);
-            }
+            let service = layered_activity_service(activities.clone(), &activity_layers);
             loops.spawn(run_activities(
                 core.clone(),
                 service,
@@ -640,6 +662,19 @@ impl Worker {
         tracing::info!(task_queue = %task_queue, "worker stopped");
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The registered activities inside `layers` (the first is outermost).
+fn layered_activity_service(
+    activities: Arc<ActivityRegistry>,
+    layers: &[ActivityLayer],
+) -> ActivityService {
+    layers
+        .iter()
+        .rev()
+        .fold(base_activity_service(activities), |service, layer| {
+            tower::Layer::layer(layer, service)
+        })
 }
 
 fn loop_error(res: Result<Result<(), WorkerError>, tokio::task::JoinError>) -> Option<WorkerError> {
