@@ -1,5 +1,6 @@
 //! The client side: a `temporal.client` span around every client call, and the trace context
-//! written into the headers of starts, signals and queries.
+//! written into the headers of the calls that carry headers (start, signal-with-start, signal,
+//! query).
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -36,7 +37,7 @@ impl<S> Layer<S> for ClientTracingLayer {
 
 /// The service made by [`ClientTracingLayer`]: opens a `temporal.client` span for each call, a
 /// child of [`TraceContext::current`] (or a new trace), and writes its context into the call's
-/// headers when it has some (start, signal, query).
+/// headers when it has some (start, signal-with-start, signal, query).
 #[derive(Clone)]
 pub struct ClientTracing<S> {
     inner: S,
