@@ -73,6 +73,8 @@ struct ContextInner {
     cancel: CancellationToken,
     converter: DataConverter,
     outbound: ActivityOutboundService,
+    /// The worker's runtime: heartbeats may come from threads outside it.
+    runtime: tokio::runtime::Handle,
     /// Started by the first heartbeat: feeds heartbeats through the outbound stack in order.
     pump: Mutex<Option<HeartbeatPump>>,
 }
@@ -133,7 +135,7 @@ impl ActivityContext {
         let mut pump = self.inner.pump.lock().expect("heartbeat pump poisoned");
         let pump = pump.get_or_insert_with(|| {
             let (queue, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(pump_heartbeats(
+            let task = self.inner.runtime.spawn(pump_heartbeats(
                 rx,
                 self.inner.outbound.clone(),
                 self.inner.info.clone(),
@@ -415,6 +417,7 @@ async fn run_one(
                     cancel: cancel.clone(),
                     converter,
                     outbound,
+                    runtime: tokio::runtime::Handle::current(),
                     pump: Mutex::new(None),
                 }),
             };
@@ -492,6 +495,7 @@ impl ActivityContext {
                 cancel: CancellationToken::new(),
                 converter: DataConverter::default(),
                 outbound,
+                runtime: tokio::runtime::Handle::current(),
                 pump: Mutex::new(None),
             }),
         }
