@@ -130,6 +130,9 @@ fn strict_inner(
                 .headers_mut()
                 .and_then(|h| h.get("tenant").cloned())
                 .map(|p| dc().decode::<String>(&p).unwrap());
+            if let Some(h) = call.headers_mut() {
+                assert!(h.contains_key("mapped"), "the map_request layer ran");
+            }
             seen.lock()
                 .unwrap()
                 .push(format!("{} tenant={tenant:?}", call.name()));
@@ -159,6 +162,13 @@ async fn from_fn_and_tower_layers_over_an_unready_inner_see_every_call() {
         ServiceBuilder::new()
             .timeout(Duration::from_secs(5))
             .concurrency_limit(1)
+            // A plain closure mapping the request is a layer too.
+            .map_request(|mut call: ClientCall| {
+                if let Some(h) = call.headers_mut() {
+                    h.insert("mapped".into(), dc().encode(&true).unwrap());
+                }
+                call
+            })
             .layer(from_fn(
                 |mut call: ClientCall, next: Next<ClientCall, ClientCallResponse, BoxError>| async move {
                     if let Some(h) = call.headers_mut() {
