@@ -265,10 +265,13 @@ async fn tower_timeout_and_concurrency_limit_work_around_activities() {
     let config = WorkerConfig::new(&tq)
         .workflow("FanOut", fan_out)
         .activity("slow", slow)
+        // The limit is outermost, so an attempt waiting for its turn is not timed: with the
+        // timeout outside, the 200 ms attempts queued behind the 5 s one timed out too whenever
+        // the 5 s one got the permit first.
+        .activity_layer(tower::limit::ConcurrencyLimitLayer::new(1))
         .activity_layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
             1500,
-        )))
-        .activity_layer(tower::limit::ConcurrencyLimitLayer::new(1));
+        )));
     let w = run_worker(&client, config).await;
     let h = client
         .start_workflow(
