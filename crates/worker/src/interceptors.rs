@@ -78,10 +78,12 @@ pub enum ActivityOutbound {
     /// through the stack one at a time, in the order the activity sent them, and all of them
     /// before the attempt's result is reported. A layer can change the details, drop the
     /// heartbeat (answer without calling the next service) or fail it (the error is logged;
-    /// `heartbeat` itself never fails).
+    /// `heartbeat` itself never fails). The attempt's result waits for its heartbeats, so a
+    /// layer that never answers holds the attempt open.
     Heartbeat(HeartbeatRequest),
     /// Ask for the attempt's info, once per attempt before the activity runs: the answer is
-    /// what [`ActivityContext::info`] returns.
+    /// what [`ActivityContext::info`] returns. An error fails the attempt without running the
+    /// activity (the retry policy applies).
     Info(Box<ActivityInfo>),
 }
 

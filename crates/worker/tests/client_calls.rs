@@ -124,9 +124,28 @@ async fn signal_with_start_and_result_go_through_the_call_stack() {
         }
     }
     let log: Log = Arc::default();
-    let client =
-        client_with(ClientConfig::new("unused").call_layer(logging_call_layer(log.clone(), true)))
-            .await;
+    // Two call layers: the first registered is outermost, so it sees the result the inner
+    // one changed.
+    let outer_saw: Log = Arc::default();
+    let saw = outer_saw.clone();
+    let client = client_with(
+        ClientConfig::new("unused")
+            .call_layer(from_fn(
+                move |call: ClientCall, next: Next<ClientCall, ClientCallResponse, BoxError>| {
+                    let saw = saw.clone();
+                    async move {
+                        let response = next.run(call).await?;
+                        if let ClientCallResponse::WorkflowResult { result, .. } = &response {
+                            let r: String = dc().decode_args(result)?;
+                            saw.lock().unwrap().push(r);
+                        }
+                        Ok(response)
+                    }
+                },
+            ))
+            .call_layer(logging_call_layer(log.clone(), true)),
+    )
+    .await;
     log.lock().unwrap().clear();
     let tq = unique("icpt-sws");
     // A workflow inbound layer records the header on execute and on each signal.
@@ -201,6 +220,7 @@ async fn signal_with_start_and_result_go_through_the_call_stack() {
         .unwrap();
     let r: String = first.result().await.unwrap();
     assert_eq!(r, "alice: book,pen (result seen by layer)");
+    assert_eq!(*outer_saw.lock().unwrap(), [r.as_str()]);
     assert_eq!(
         *log.lock().unwrap(),
         [
@@ -516,6 +536,58 @@ async fn activity_outbound_layers_see_and_change_heartbeats_and_info() {
             "inner info attempt 2",
         ]
     );
+    w.0.shutdown();
+    w.1.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_outbound_layer_can_refuse_an_attempt() {
+    async fn never_runs(_ctx: ActivityContext, _: ()) -> Result<String, ActivityError> {
+        panic!("the outbound layer refused the attempt before it ran");
+    }
+    async fn calls_it(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let r = ctx
+            .activity("never_runs")
+            .start_to_close_timeout(Duration::from_secs(30))
+            .retry_policy(trellis_client::RetryPolicy {
+                maximum_attempts: 1,
+                ..Default::default()
+            })
+            .run::<String>()
+            .await;
+        Ok(match r {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => format!("err {}", e.cause_message()),
+        })
+    }
+    let client = client().await;
+    let tq = unique("icpt-refuse");
+    let config = WorkerConfig::new(&tq)
+        .workflow("CallsIt", calls_it)
+        .activity("never_runs", never_runs)
+        .activity_outbound_layer(from_fn(
+            |req: ActivityOutbound,
+             next: Next<ActivityOutbound, ActivityOutboundResponse, BoxError>| async move {
+                if let ActivityOutbound::Info(i) = &req
+                    && i.activity_type == "never_runs"
+                {
+                    return Err(BoxError::from(format!(
+                        "{} is switched off on this worker",
+                        i.activity_type
+                    )));
+                }
+                next.run(req).await
+            },
+        ));
+    let w = run_worker(&client, config).await;
+    let r: String = client
+        .start_workflow("CallsIt", &(), WorkflowOptions::new(unique("refuse"), &tq))
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(r, "err never_runs is switched off on this worker");
     w.0.shutdown();
     w.1.await.unwrap().unwrap();
 }
