@@ -184,7 +184,6 @@ async fn signal_with_start_and_result_go_through_the_call_stack() {
                 inner,
             )
         });
-    let w = run_worker(&client, config).await;
     let id = unique("cart");
     let first = client
         .signal_with_start_workflow(
@@ -218,6 +217,9 @@ async fn signal_with_start_and_result_go_through_the_call_stack() {
         )
         .await
         .unwrap();
+    // The worker starts after the three calls, so the run's first activation holds the start
+    // and all three signals: they must reach the code in the order they were sent.
+    let w = run_worker(&client, config).await;
     let r: String = first.result().await.unwrap();
     assert_eq!(r, "alice: book,pen (result seen by layer)");
     assert_eq!(*outer_saw.lock().unwrap(), [r.as_str()]);
