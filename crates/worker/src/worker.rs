@@ -19,11 +19,14 @@ use tower::ServiceExt;
 use trellis_core_proto::Payload;
 use trellis_interceptor::BoxError;
 
-use crate::activity::{ActivityContext, base_activity_service, run_activities};
+use crate::activity::{
+    ActivityContext, base_activity_service, base_outbound_service, run_activities,
+};
 use crate::error::{ActivityError, WorkerError, WorkflowError};
 use crate::interceptors::{
-    ActivityLayer, ActivityRequest, ActivityService, WorkflowInboundService, WorkflowLayers,
-    WorkflowOutboundService,
+    ActivityLayer, ActivityOutbound, ActivityOutboundLayer, ActivityOutboundResponse,
+    ActivityOutboundService, ActivityRequest, ActivityService, WorkflowInboundService,
+    WorkflowLayers, WorkflowOutboundService,
 };
 use crate::plugin::{
     Interceptor, RunNext, SharedPlugin, WorkerPlugin, named, unbox, worker_plugins,
@@ -56,6 +59,7 @@ pub struct WorkerConfig {
     workflows: Vec<(String, WorkflowDefinition)>,
     activities: Vec<(String, ActivityDefinition)>,
     activity_layers: Vec<ActivityLayer>,
+    activity_outbound_layers: Vec<ActivityOutboundLayer>,
     workflow_layers: WorkflowLayers,
     plugins: Vec<SharedPlugin>,
     interceptors: Vec<Arc<dyn Interceptor>>,
@@ -111,6 +115,7 @@ impl WorkerConfig {
             workflows: Vec::new(),
             activities: Vec::new(),
             activity_layers: Vec::new(),
+            activity_outbound_layers: Vec::new(),
             workflow_layers: WorkflowLayers::default(),
             plugins: Vec::new(),
             interceptors: Vec::new(),
@@ -282,6 +287,46 @@ impl WorkerConfig {
         self
     }
 
+    /// Adds a tower layer around the activity outbound service: what activity attempts ask of
+    /// Temporal ([`ActivityOutbound`](crate::interceptors::ActivityOutbound): heartbeats, and
+    /// the attempt's info once before it runs). The first added is the outermost. Any layer
+    /// whose service keeps the request and response types fits, e.g. a hook made with
+    /// [`from_fn`](trellis_interceptor::from_fn):
+    ///
+    /// ```
+    /// use trellis_interceptor::{BoxError, Next, from_fn};
+    /// use trellis_worker::WorkerConfig;
+    /// use trellis_worker::interceptors::{ActivityOutbound, ActivityOutboundResponse};
+    ///
+    /// let config = WorkerConfig::new("orders").activity_outbound_layer(from_fn(
+    ///     |req: ActivityOutbound, next: Next<ActivityOutbound, ActivityOutboundResponse, BoxError>| async move {
+    ///         if let ActivityOutbound::Heartbeat(h) = &req {
+    ///             tracing::debug!(activity = %h.info.activity_type, details = h.details.len(), "heartbeat");
+    ///         }
+    ///         next.run(req).await
+    ///     },
+    /// ));
+    /// ```
+    pub fn activity_outbound_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ActivityOutboundService> + Send + Sync + 'static,
+        L::Service: tower::Service<ActivityOutbound, Response = ActivityOutboundResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<ActivityOutbound>>::Error: Into<BoxError> + 'static,
+        <L::Service as tower::Service<ActivityOutbound>>::Future: Send + 'static,
+    {
+        self.activity_outbound_layers
+            .push(ActivityOutboundLayer::new(tower::layer::layer_fn(
+                move |inner: ActivityOutboundService| {
+                    ActivityOutboundService::new(layer.layer(inner).map_err(Into::into))
+                },
+            )));
+        self
+    }
+
     /// Adds a layer around every workflow run's inbound service (execute, signal, query):
     /// `make(ctx, inner)` wraps `inner` for the run whose context is `ctx`. The first added is
     /// the outermost. Usually `make` applies a
@@ -445,6 +490,7 @@ pub struct Worker {
     workflows: Arc<WorkflowRegistry>,
     activities: Arc<ActivityRegistry>,
     activity_layers: Vec<ActivityLayer>,
+    activity_outbound_layers: Vec<ActivityOutboundLayer>,
     workflow_layers: WorkflowLayers,
     converter: DataConverter,
     namespace: String,
@@ -539,6 +585,7 @@ impl Worker {
             workflows: Arc::new(workflows),
             activities: Arc::new(activities),
             activity_layers: config.activity_layers,
+            activity_outbound_layers: config.activity_outbound_layers,
             workflow_layers: config.workflow_layers,
             converter: client.data_converter().clone(),
             namespace: client.namespace().to_owned(),
@@ -609,6 +656,7 @@ impl Worker {
             workflows,
             activities,
             activity_layers,
+            activity_outbound_layers,
             workflow_layers,
             converter,
             namespace,
@@ -633,9 +681,14 @@ impl Worker {
         }
         if !activities.is_empty() {
             let service = layered_activity_service(activities.clone(), &activity_layers);
+            let mut outbound = base_outbound_service(Arc::downgrade(&core), converter.clone());
+            for layer in activity_outbound_layers.iter().rev() {
+                outbound = tower::Layer::layer(layer, outbound);
+            }
             loops.spawn(run_activities(
                 core.clone(),
                 service,
+                outbound,
                 converter.clone(),
                 task_queue.clone(),
             ));

@@ -261,7 +261,9 @@ impl WorkflowRun {
                 match self.signals[i].as_mut().poll(&mut cx) {
                     Poll::Pending => i += 1,
                     Poll::Ready(r) => {
-                        drop(self.signals.swap_remove(i));
+                        // `remove`, not `swap_remove`: signals of one activation reach
+                        // the code in the order they arrived.
+                        drop(self.signals.remove(i));
                         if let Err(e) = r {
                             return Err(self.failures.error_to_failure(&*e.0));
                         }
