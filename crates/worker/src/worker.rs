@@ -497,6 +497,9 @@ pub struct Worker {
     task_queue: String,
     shutdown: ShutdownHandle,
     plugins: Arc<[SharedPlugin]>,
+    /// Set once the `run_worker` chain has started, so a hook that calls `worker.run()` instead
+    /// of `next.run(worker)` runs the worker rather than the chain again.
+    in_chain: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -592,6 +595,7 @@ impl Worker {
             task_queue: config.task_queue,
             shutdown: ShutdownHandle::default(),
             plugins: plugins.into(),
+            in_chain: false,
         })
     }
 
@@ -643,7 +647,11 @@ impl Worker {
     /// fatally), then shuts down gracefully: in-flight activities finish and are reported, cached
     /// workflows are evicted, and the engine is finalized. The plugins' `run_worker` hooks wrap
     /// the whole run, the first plugin outermost.
-    pub async fn run(self) -> Result<(), WorkerError> {
+    pub async fn run(mut self) -> Result<(), WorkerError> {
+        if self.in_chain {
+            return self.run_unwrapped().await;
+        }
+        self.in_chain = true;
         let plugins = self.plugins.clone();
         RunNext::new(&plugins).run(self).await.map_err(unbox)
     }
@@ -663,6 +671,7 @@ impl Worker {
             task_queue,
             shutdown,
             plugins: _,
+            in_chain: _,
         } = self;
         let mut loops = JoinSet::new();
         if !workflows.is_empty() {
