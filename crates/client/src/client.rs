@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use std::sync::Arc;
 use temporalio_client::Connection;
-use temporalio_client::grpc::WorkflowService;
 use trellis_converter::{DataConverter, IntoPayloads};
 
 use tower::ServiceExt;
@@ -11,12 +10,13 @@ use trellis_core_proto::api::common::v1::{Payload, RetryPolicy};
 use trellis_core_proto::api::enums::v1::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 use trellis_interceptor::grpc::GrpcService;
 
+use crate::activity::AsyncActivityHandle;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::handle::WorkflowHandle;
 use crate::interceptors::{
-    ClientCall, ClientCallResponse, ClientCallService, ListCall, StartWorkflowCall,
-    base_call_service,
+    AsyncActivityId, ClientCall, ClientCallResponse, ClientCallService, ListCall,
+    SignalWithStartCall, StartWorkflowCall, base_call_service,
 };
 use crate::plugin::{ConnectNext, PropagatedPlugin, named};
 
@@ -181,10 +181,6 @@ impl Client {
         &self.shared.connection
     }
 
-    pub(crate) fn workflow_service(&self) -> Box<dyn WorkflowService> {
-        self.shared.connection.workflow_service()
-    }
-
     /// Starts a workflow with one input value.
     pub async fn start_workflow<I: serde::Serialize + ?Sized>(
         &self,
@@ -225,6 +221,71 @@ impl Client {
             }
             other => Err(ClientError::unexpected("start_workflow", &other)),
         }
+    }
+
+    /// Starts a workflow if none with the options' id is running, and sends it a signal, in
+    /// one RPC ([`ClientCall::SignalWithStart`]). Arguments and signal arguments are lists (a
+    /// tuple, or `()` for none). The handle targets the run that got the signal: the new one,
+    /// or the one that was already running.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: trellis_client::Client) -> Result<(), trellis_client::ClientError> {
+    /// use trellis_client::WorkflowOptions;
+    ///
+    /// let cart = client
+    ///     .signal_with_start_workflow(
+    ///         "ShoppingCart",
+    ///         ("alice",),
+    ///         "add_item",
+    ///         ("book",),
+    ///         WorkflowOptions::new("cart-alice", "shop"),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn signal_with_start_workflow(
+        &self,
+        workflow_type: &str,
+        args: impl IntoPayloads,
+        signal_name: &str,
+        signal_args: impl IntoPayloads,
+        options: WorkflowOptions,
+    ) -> Result<WorkflowHandle, ClientError> {
+        let dc = self.data_converter();
+        let id = options.id.clone();
+        let call = ClientCall::SignalWithStart(SignalWithStartCall {
+            workflow_type: workflow_type.to_owned(),
+            args: dc.encode_args(args)?,
+            options,
+            signal_name: signal_name.to_owned(),
+            signal_args: dc.encode_args(signal_args)?,
+        });
+        match self.call(call).await? {
+            ClientCallResponse::Started { run_id } => {
+                Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)))
+            }
+            other => Err(ClientError::unexpected(
+                "signal_with_start_workflow",
+                &other,
+            )),
+        }
+    }
+
+    /// A handle to an activity that completes asynchronously (its function returned
+    /// `ActivityError::WillCompleteAsync`): heartbeat, complete, fail or report its
+    /// cancellation from anywhere, by task token or by ids.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: trellis_client::Client, token: Vec<u8>) -> Result<(), trellis_client::ClientError> {
+    /// use trellis_client::interceptors::AsyncActivityId;
+    ///
+    /// let activity = client.async_activity_handle(AsyncActivityId::task_token(token));
+    /// activity.heartbeat(("half way",)).await?;
+    /// activity.complete(&"done").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn async_activity_handle(&self, activity: AsyncActivityId) -> AsyncActivityHandle {
+        AsyncActivityHandle::new(self.clone(), activity)
     }
 
     /// Every workflow matching a visibility query (all pages), e.g.

@@ -3,16 +3,13 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use trellis_converter::IntoPayloads;
 use trellis_core_proto::Payload;
-use trellis_core_proto::api::common::v1::WorkflowExecution;
-use trellis_core_proto::api::enums::v1::{HistoryEventFilterType, WorkflowExecutionStatus};
-use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
-use trellis_core_proto::api::workflowservice::v1::{
-    DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
-};
+use trellis_core_proto::api::enums::v1::WorkflowExecutionStatus;
+use trellis_core_proto::api::history::v1::History;
+use trellis_core_proto::api::workflowservice::v1::DescribeWorkflowExecutionResponse;
 use trellis_core_proto::time::from_proto_timestamp;
 
 use crate::client::Client;
-use crate::error::{ClientError, WorkflowFailure};
+use crate::error::ClientError;
 use crate::interceptors::{
     ClientCall, ClientCallResponse, QueryCall, SignalCall, TargetCall, UpdateCall, UpdateOutcome,
     UpdateRef, UpdateStage,
@@ -68,116 +65,16 @@ impl WorkflowHandle {
 
     /// Waits for the workflow to close and decodes its result. Follows continue-as-new, retries
     /// and cron runs to the last run, as the other SDKs do. A workflow that failed, was
-    /// cancelled, terminated or timed out gives [`ClientError::Workflow`].
+    /// cancelled, terminated or timed out gives [`ClientError::Workflow`]. The wait is one
+    /// [`ClientCall::GetResult`] through the client-call stack (so a timeout layer there bounds
+    /// it too).
     pub async fn result<T: DeserializeOwned + 'static>(&self) -> Result<T, ClientError> {
-        let mut run_id = self.run_id.clone().unwrap_or_default();
-        let mut page_token = Vec::new();
-        loop {
-            let request = GetWorkflowExecutionHistoryRequest {
-                namespace: self.client.namespace().to_owned(),
-                execution: Some(WorkflowExecution {
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: run_id.clone(),
-                }),
-                wait_new_event: true,
-                history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
-                skip_archival: true,
-                next_page_token: std::mem::take(&mut page_token),
-                ..Default::default()
-            };
-            let response = self
-                .client
-                .workflow_service()
-                .get_workflow_execution_history(tonic::Request::new(request))
-                .await
-                .map_err(ClientError::rpc("result"))?
-                .into_inner();
-            let Some(event) = response.history.and_then(|h| h.events.into_iter().last()) else {
-                page_token = response.next_page_token;
-                continue;
-            };
-            let fail = |status, failure, reason: Option<String>, run_id: &str| {
-                ClientError::from(WorkflowFailure {
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: run_id.to_owned(),
-                    status,
-                    failure,
-                    reason,
-                })
-            };
-            let follow = |next: &str| (!next.is_empty()).then(|| next.to_owned());
-            match event.attributes {
-                Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => {
-                    if let Some(next) = follow(&a.new_execution_run_id) {
-                        run_id = next;
-                        continue;
-                    }
-                    let payloads = a.result.map(|p| p.payloads).unwrap_or_default();
-                    let dc = self.client.data_converter();
-                    let payloads =
-                        dc.decode_payloads(payloads)
-                            .await
-                            .map_err(|cause| ClientError::Codec {
-                                operation: "result",
-                                cause,
-                            })?;
-                    return Ok(dc.decode_args(&payloads)?);
-                }
-                Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
-                    if let Some(next) = follow(&a.new_execution_run_id) {
-                        run_id = next;
-                        continue;
-                    }
-                    let mut failure = a.failure;
-                    if let Some(f) = failure.as_mut() {
-                        self.client
-                            .data_converter()
-                            .decode_message(f, &trellis_converter::VisitOptions::default())
-                            .await
-                            .map_err(|cause| ClientError::Codec {
-                                operation: "result",
-                                cause,
-                            })?;
-                        trellis_converter::decode_common_attributes(f);
-                    }
-                    return Err(fail(
-                        WorkflowExecutionStatus::Failed,
-                        failure,
-                        None,
-                        &run_id,
-                    ));
-                }
-                Some(Attributes::WorkflowExecutionTimedOutEventAttributes(a)) => {
-                    if let Some(next) = follow(&a.new_execution_run_id) {
-                        run_id = next;
-                        continue;
-                    }
-                    return Err(fail(WorkflowExecutionStatus::TimedOut, None, None, &run_id));
-                }
-                Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) => {
-                    run_id = a.new_execution_run_id;
-                }
-                Some(Attributes::WorkflowExecutionCanceledEventAttributes(_)) => {
-                    return Err(fail(WorkflowExecutionStatus::Canceled, None, None, &run_id));
-                }
-                Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => {
-                    return Err(fail(
-                        WorkflowExecutionStatus::Terminated,
-                        None,
-                        Some(a.reason),
-                        &run_id,
-                    ));
-                }
-                other => {
-                    return Err(ClientError::Rpc {
-                        operation: "result",
-                        status: tonic::Status::internal(format!(
-                            "the server returned a non-closing event as the close event: {:?}",
-                            other.map(|_| event.event_type)
-                        )),
-                    });
-                }
+        let call = ClientCall::GetResult(self.target(""));
+        match self.client.call(call).await? {
+            ClientCallResponse::WorkflowResult { result, .. } => {
+                Ok(self.client.data_converter().decode_args(&result)?)
             }
+            other => Err(ClientError::unexpected("get_result", &other)),
         }
     }
 

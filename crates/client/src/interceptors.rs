@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
-use trellis_core_proto::Payload;
 use trellis_core_proto::api::common::v1::{
     Header, Memo, Payloads, WorkflowExecution, WorkflowType,
 };
-use trellis_core_proto::api::enums::v1::TaskQueueKind;
 use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
-use trellis_core_proto::api::history::v1::History;
+use trellis_core_proto::api::enums::v1::{
+    HistoryEventFilterType, TaskQueueKind, WorkflowExecutionStatus,
+};
+use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
 use trellis_core_proto::api::update::v1::{
@@ -28,15 +29,20 @@ use trellis_core_proto::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
     ListWorkflowExecutionsRequest, PollWorkflowExecutionUpdateRequest, QueryWorkflowRequest,
-    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
-    StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
-    UpdateWorkflowExecutionRequest,
+    RecordActivityTaskHeartbeatByIdRequest, RecordActivityTaskHeartbeatRequest,
+    RequestCancelWorkflowExecutionRequest, RespondActivityTaskCanceledByIdRequest,
+    RespondActivityTaskCanceledRequest, RespondActivityTaskCompletedByIdRequest,
+    RespondActivityTaskCompletedRequest, RespondActivityTaskFailedByIdRequest,
+    RespondActivityTaskFailedRequest, SignalWithStartWorkflowExecutionRequest,
+    SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest, UpdateWorkflowExecutionRequest,
 };
 use trellis_core_proto::time::to_proto_duration;
+use trellis_core_proto::{Failure, Payload};
 use trellis_interceptor::BoxError;
 
 use crate::client::{Shared, WorkflowOptions};
-use crate::error::ClientError;
+use crate::error::{ClientError, WorkflowFailure};
 
 /// Temporal headers: names to (encoded) payloads.
 pub type Headers = HashMap<String, Payload>;
@@ -62,6 +68,20 @@ pub enum ClientCall {
     List(ListCall),
     /// Count workflows matching a visibility query.
     Count(ListCall),
+    /// Start a workflow if it is not running, and signal it, in one RPC.
+    SignalWithStart(SignalWithStartCall),
+    /// Wait for a workflow to close and get its result: a long poll of its close event,
+    /// following continue-as-new, retries and cron runs to the last run. A workflow that closed
+    /// without a result comes back as the error [`ClientError::Workflow`].
+    GetResult(TargetCall),
+    /// Record a heartbeat of an activity that completes asynchronously.
+    HeartbeatActivity(AsyncActivityCall),
+    /// Complete an activity that completes asynchronously (`details` is its result).
+    CompleteActivity(AsyncActivityCall),
+    /// Fail an activity attempt that completes asynchronously.
+    FailActivity(FailActivityCall),
+    /// Report that an activity that completes asynchronously accepted cancellation.
+    ReportActivityCancellation(AsyncActivityCall),
     /// Send an update and wait until it reaches a stage (accepted or completed).
     Update(Box<UpdateCall>),
     /// Wait for the outcome of an update sent earlier.
@@ -81,30 +101,63 @@ impl ClientCall {
             Self::FetchHistory(_) => "fetch_history",
             Self::List(_) => "list_workflows",
             Self::Count(_) => "count_workflows",
+            Self::SignalWithStart(_) => "signal_with_start_workflow",
+            Self::GetResult(_) => "get_result",
+            Self::HeartbeatActivity(_) => "heartbeat_activity",
+            Self::CompleteActivity(_) => "complete_activity",
+            Self::FailActivity(_) => "fail_activity",
+            Self::ReportActivityCancellation(_) => "report_activity_cancellation",
             Self::Update(_) => "update",
             Self::PollUpdate(_) => "poll_update",
         }
     }
 
-    /// The headers of calls that carry headers (start, signal, query).
+    /// The headers of calls whose RPC carries headers (start, signal, query,
+    /// signal-with-start); `None` for the others.
     pub fn headers_mut(&mut self) -> Option<&mut Headers> {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.options.headers),
             Self::Signal(c) => Some(&mut c.headers),
             Self::Query(c) => Some(&mut c.headers),
+            Self::SignalWithStart(c) => Some(&mut c.options.headers),
             Self::Update(c) => Some(&mut c.headers),
             _ => None,
         }
     }
 
-    /// The arguments of calls that carry arguments (start, signal, query).
+    /// The arguments of calls that carry arguments (start, signal, query; the start arguments
+    /// of signal-with-start, whose signal arguments are
+    /// [`SignalWithStartCall::signal_args`]).
     pub fn args_mut(&mut self) -> Option<&mut Vec<Payload>> {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.args),
             Self::Signal(c) => Some(&mut c.args),
             Self::Query(c) => Some(&mut c.args),
+            Self::SignalWithStart(c) => Some(&mut c.args),
             Self::Update(c) => Some(&mut c.args),
             _ => None,
+        }
+    }
+
+    /// The run id the call targets, when it names one.
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            Self::Signal(c) => c.run_id.as_deref(),
+            Self::Query(c) => c.run_id.as_deref(),
+            Self::Cancel(c)
+            | Self::Terminate(c)
+            | Self::Describe(c)
+            | Self::FetchHistory(c)
+            | Self::GetResult(c) => c.run_id.as_deref(),
+            Self::HeartbeatActivity(c)
+            | Self::CompleteActivity(c)
+            | Self::ReportActivityCancellation(c) => c.activity.run_id(),
+            Self::FailActivity(c) => c.activity.run_id(),
+            Self::Update(c) => c.run_id.as_deref(),
+            Self::PollUpdate(c) => c.run_id.as_deref(),
+            Self::StartWorkflow(_) | Self::SignalWithStart(_) | Self::List(_) | Self::Count(_) => {
+                None
+            }
         }
     }
 
@@ -117,11 +170,121 @@ impl ClientCall {
             Self::Cancel(c) | Self::Terminate(c) | Self::Describe(c) | Self::FetchHistory(c) => {
                 &c.workflow_id
             }
+            Self::GetResult(c) => &c.workflow_id,
+            Self::SignalWithStart(c) => &c.options.id,
+            Self::HeartbeatActivity(c)
+            | Self::CompleteActivity(c)
+            | Self::ReportActivityCancellation(c) => c.activity.workflow_id(),
+            Self::FailActivity(c) => c.activity.workflow_id(),
             Self::Update(c) => &c.workflow_id,
             Self::PollUpdate(c) => &c.workflow_id,
             Self::List(_) | Self::Count(_) => "",
         }
     }
+}
+
+/// Starting a workflow if it is not running, and signalling it, in one RPC.
+#[derive(Debug, Clone)]
+pub struct SignalWithStartCall {
+    /// The workflow type name.
+    pub workflow_type: String,
+    /// The start arguments, encoded (used only when the workflow is started).
+    pub args: Vec<Payload>,
+    /// Id, task queue, timeouts, headers, … The headers go with the RPC, so the workflow's
+    /// inbound interceptors see them on execute (when it starts) and on the signal.
+    pub options: WorkflowOptions,
+    /// The signal name.
+    pub signal_name: String,
+    /// The signal arguments, encoded.
+    pub signal_args: Vec<Payload>,
+}
+
+/// Which activity an asynchronous completion is about: the task token the activity got
+/// ([`ActivityContext::task_token`] in the worker), or its workflow and activity ids.
+///
+/// [`ActivityContext::task_token`]: https://docs.rs/trellis-worker
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsyncActivityId {
+    /// The attempt's task token.
+    TaskToken(Vec<u8>),
+    /// The scheduling workflow and the activity's id.
+    Ids {
+        /// The workflow that scheduled the activity.
+        workflow_id: String,
+        /// Its run, or the latest when `None`.
+        run_id: Option<String>,
+        /// The activity id.
+        activity_id: String,
+    },
+}
+
+impl AsyncActivityId {
+    /// An activity named by its task token.
+    pub fn task_token(token: impl Into<Vec<u8>>) -> Self {
+        Self::TaskToken(token.into())
+    }
+
+    /// An activity named by its workflow id, run id (the latest run when `None`) and activity
+    /// id.
+    pub fn ids(
+        workflow_id: impl Into<String>,
+        run_id: Option<String>,
+        activity_id: impl Into<String>,
+    ) -> Self {
+        Self::Ids {
+            workflow_id: workflow_id.into(),
+            run_id,
+            activity_id: activity_id.into(),
+        }
+    }
+
+    /// The workflow id, when the activity is named by ids (empty for a task token).
+    pub fn workflow_id(&self) -> &str {
+        match self {
+            Self::TaskToken(_) => "",
+            Self::Ids { workflow_id, .. } => workflow_id,
+        }
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        match self {
+            Self::TaskToken(_) => None,
+            Self::Ids { run_id, .. } => run_id.as_deref(),
+        }
+    }
+}
+
+/// Heartbeating, completing or cancelling an activity that completes asynchronously.
+#[derive(Debug, Clone)]
+pub struct AsyncActivityCall {
+    /// The activity.
+    pub activity: AsyncActivityId,
+    /// Heartbeat details, the result (complete), or cancellation details; encoded.
+    pub details: Vec<Payload>,
+}
+
+/// Failing an activity attempt that completes asynchronously.
+#[derive(Debug, Clone)]
+pub struct FailActivityCall {
+    /// The activity.
+    pub activity: AsyncActivityId,
+    /// The failure, as the client's failure converter made it (payloads not yet through the
+    /// codecs).
+    pub failure: Box<Failure>,
+    /// Heartbeat details to record with the failure (the next attempt reads them), encoded.
+    pub last_heartbeat_details: Vec<Payload>,
+}
+
+/// The server's answer to an asynchronous activity heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityHeartbeatResponse {
+    /// Cancellation of the activity was requested: stop and
+    /// [report cancellation](crate::AsyncActivityHandle::report_cancellation).
+    pub cancel_requested: bool,
+    /// The activity was paused.
+    pub paused: bool,
+    /// The activity was reset.
+    pub reset: bool,
 }
 
 /// Starting a workflow.
@@ -254,6 +417,15 @@ pub enum ClientCallResponse {
     Workflows(Vec<WorkflowExecutionInfo>),
     /// How many workflows a count matched.
     Count(i64),
+    /// The workflow completed with this result (encoded).
+    WorkflowResult {
+        /// The run that completed (the last one, after continue-as-new or retries).
+        run_id: String,
+        /// Its result payloads (usually one).
+        result: Vec<Payload>,
+    },
+    /// An asynchronous activity heartbeat was recorded.
+    ActivityHeartbeat(ActivityHeartbeatResponse),
     /// Where an update stands (with its run id, once known).
     Update {
         /// The outcome so far.
@@ -600,5 +772,363 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 .into_inner();
             ClientCallResponse::Count(response.count)
         }
+        ClientCall::SignalWithStart(c) => {
+            let mut payloads = c.args;
+            let n = payloads.len();
+            payloads.extend(c.signal_args);
+            let mut payloads = dc.encode_payloads(payloads).await.map_err(codec)?;
+            let signal_args = payloads.split_off(n);
+            let mut o = c.options;
+            if !o.memo.is_empty() && !dc.codecs().is_empty() {
+                let (keys, values): (Vec<_>, Vec<_>) = o.memo.into_iter().unzip();
+                let values = dc.encode_payloads(values).await.map_err(codec)?;
+                o.memo = keys.into_iter().zip(values).collect();
+            }
+            let request = SignalWithStartWorkflowExecutionRequest {
+                namespace: ns,
+                workflow_id: o.id,
+                workflow_type: Some(WorkflowType {
+                    name: c.workflow_type,
+                }),
+                task_queue: Some(TaskQueue {
+                    name: o.task_queue,
+                    kind: TaskQueueKind::Normal as i32,
+                    normal_name: String::new(),
+                }),
+                input: Some(Payloads { payloads }),
+                workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
+                workflow_run_timeout: o.run_timeout.map(to_proto_duration),
+                workflow_task_timeout: o.task_timeout.map(to_proto_duration),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                workflow_id_reuse_policy: o.id_reuse_policy as i32,
+                workflow_id_conflict_policy: o.id_conflict_policy as i32,
+                signal_name: c.signal_name,
+                signal_input: Some(Payloads {
+                    payloads: signal_args,
+                }),
+                retry_policy: o.retry_policy,
+                memo: (!o.memo.is_empty()).then_some(Memo { fields: o.memo }),
+                header: header(o.headers),
+                ..Default::default()
+            };
+            let r = svc
+                .signal_with_start_workflow_execution(tonic::Request::new(request))
+                .await
+                .map_err(ClientError::rpc(
+                    "signal_with_start_workflow (SignalWithStartWorkflowExecution)",
+                ))?
+                .into_inner();
+            ClientCallResponse::Started { run_id: r.run_id }
+        }
+        ClientCall::GetResult(c) => get_result(shared, c).await?,
+        ClientCall::HeartbeatActivity(c) => {
+            let details = Some(Payloads {
+                payloads: dc.encode_payloads(c.details).await.map_err(codec)?,
+            });
+            let r = match c.activity {
+                AsyncActivityId::TaskToken(task_token) => {
+                    let r = svc
+                        .record_activity_task_heartbeat(tonic::Request::new(
+                            RecordActivityTaskHeartbeatRequest {
+                                task_token,
+                                details,
+                                identity,
+                                namespace: ns,
+                                ..Default::default()
+                            },
+                        ))
+                        .await
+                        .map_err(ClientError::rpc(
+                            "heartbeat_activity (RecordActivityTaskHeartbeat)",
+                        ))?
+                        .into_inner();
+                    (r.cancel_requested, r.activity_paused, r.activity_reset)
+                }
+                AsyncActivityId::Ids {
+                    workflow_id,
+                    run_id,
+                    activity_id,
+                } => {
+                    let r = svc
+                        .record_activity_task_heartbeat_by_id(tonic::Request::new(
+                            RecordActivityTaskHeartbeatByIdRequest {
+                                namespace: ns,
+                                workflow_id,
+                                run_id: run_id.unwrap_or_default(),
+                                activity_id,
+                                details,
+                                identity,
+                                ..Default::default()
+                            },
+                        ))
+                        .await
+                        .map_err(ClientError::rpc(
+                            "heartbeat_activity (RecordActivityTaskHeartbeatById)",
+                        ))?
+                        .into_inner();
+                    (r.cancel_requested, r.activity_paused, r.activity_reset)
+                }
+            };
+            ClientCallResponse::ActivityHeartbeat(ActivityHeartbeatResponse {
+                cancel_requested: r.0,
+                paused: r.1,
+                reset: r.2,
+            })
+        }
+        ClientCall::CompleteActivity(c) => {
+            let result = Some(Payloads {
+                payloads: dc.encode_payloads(c.details).await.map_err(codec)?,
+            });
+            match c.activity {
+                AsyncActivityId::TaskToken(task_token) => {
+                    svc.respond_activity_task_completed(tonic::Request::new(
+                        RespondActivityTaskCompletedRequest {
+                            task_token,
+                            result,
+                            identity,
+                            namespace: ns,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "complete_activity (RespondActivityTaskCompleted)",
+                    ))?;
+                }
+                AsyncActivityId::Ids {
+                    workflow_id,
+                    run_id,
+                    activity_id,
+                } => {
+                    svc.respond_activity_task_completed_by_id(tonic::Request::new(
+                        RespondActivityTaskCompletedByIdRequest {
+                            namespace: ns,
+                            workflow_id,
+                            run_id: run_id.unwrap_or_default(),
+                            activity_id,
+                            result,
+                            identity,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "complete_activity (RespondActivityTaskCompletedById)",
+                    ))?;
+                }
+            }
+            ClientCallResponse::Accepted
+        }
+        ClientCall::FailActivity(c) => {
+            let mut failure = *c.failure;
+            dc.encode_message(&mut failure, &trellis_converter::VisitOptions::default())
+                .await
+                .map_err(codec)?;
+            let failure = Some(failure);
+            let last_heartbeat_details = if c.last_heartbeat_details.is_empty() {
+                None
+            } else {
+                Some(Payloads {
+                    payloads: dc
+                        .encode_payloads(c.last_heartbeat_details)
+                        .await
+                        .map_err(codec)?,
+                })
+            };
+            match c.activity {
+                AsyncActivityId::TaskToken(task_token) => {
+                    svc.respond_activity_task_failed(tonic::Request::new(
+                        RespondActivityTaskFailedRequest {
+                            task_token,
+                            failure,
+                            identity,
+                            namespace: ns,
+                            last_heartbeat_details,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "fail_activity (RespondActivityTaskFailed)",
+                    ))?;
+                }
+                AsyncActivityId::Ids {
+                    workflow_id,
+                    run_id,
+                    activity_id,
+                } => {
+                    svc.respond_activity_task_failed_by_id(tonic::Request::new(
+                        RespondActivityTaskFailedByIdRequest {
+                            namespace: ns,
+                            workflow_id,
+                            run_id: run_id.unwrap_or_default(),
+                            activity_id,
+                            failure,
+                            identity,
+                            last_heartbeat_details,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "fail_activity (RespondActivityTaskFailedById)",
+                    ))?;
+                }
+            }
+            ClientCallResponse::Accepted
+        }
+        ClientCall::ReportActivityCancellation(c) => {
+            let details = Some(Payloads {
+                payloads: dc.encode_payloads(c.details).await.map_err(codec)?,
+            });
+            match c.activity {
+                AsyncActivityId::TaskToken(task_token) => {
+                    svc.respond_activity_task_canceled(tonic::Request::new(
+                        RespondActivityTaskCanceledRequest {
+                            task_token,
+                            details,
+                            identity,
+                            namespace: ns,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "report_activity_cancellation (RespondActivityTaskCanceled)",
+                    ))?;
+                }
+                AsyncActivityId::Ids {
+                    workflow_id,
+                    run_id,
+                    activity_id,
+                } => {
+                    svc.respond_activity_task_canceled_by_id(tonic::Request::new(
+                        RespondActivityTaskCanceledByIdRequest {
+                            namespace: ns,
+                            workflow_id,
+                            run_id: run_id.unwrap_or_default(),
+                            activity_id,
+                            details,
+                            identity,
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map_err(ClientError::rpc(
+                        "report_activity_cancellation (RespondActivityTaskCanceledById)",
+                    ))?;
+                }
+            }
+            ClientCallResponse::Accepted
+        }
     })
+}
+
+/// Long-polls the close event of a run, following continue-as-new, retries and cron runs to
+/// the last run; payloads come back decoded by the codecs (converter-level, as every layer
+/// above sees them).
+async fn get_result(shared: &Shared, c: TargetCall) -> Result<ClientCallResponse, ClientError> {
+    const OP: &str = "get_result";
+    let dc = &shared.config.data_converter;
+    let mut svc = shared.connection.workflow_service();
+    let mut run_id = c.run_id.unwrap_or_default();
+    let mut page_token = Vec::new();
+    loop {
+        let request = GetWorkflowExecutionHistoryRequest {
+            namespace: shared.config.namespace.clone(),
+            execution: Some(WorkflowExecution {
+                workflow_id: c.workflow_id.clone(),
+                run_id: run_id.clone(),
+            }),
+            wait_new_event: true,
+            history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
+            skip_archival: true,
+            next_page_token: std::mem::take(&mut page_token),
+            ..Default::default()
+        };
+        let response = svc
+            .get_workflow_execution_history(tonic::Request::new(request))
+            .await
+            .map_err(ClientError::rpc(OP))?
+            .into_inner();
+        let Some(event) = response.history.and_then(|h| h.events.into_iter().last()) else {
+            page_token = response.next_page_token;
+            continue;
+        };
+        let fail = |status, failure, reason: Option<String>, run_id: &str| {
+            ClientError::from(WorkflowFailure {
+                workflow_id: c.workflow_id.clone(),
+                run_id: run_id.to_owned(),
+                status,
+                failure,
+                reason,
+            })
+        };
+        let follow = |next: &str| (!next.is_empty()).then(|| next.to_owned());
+        let codec = |cause| ClientError::Codec {
+            operation: OP,
+            cause,
+        };
+        match event.attributes {
+            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => {
+                if let Some(next) = follow(&a.new_execution_run_id) {
+                    run_id = next;
+                    continue;
+                }
+                let payloads = a.result.map(|p| p.payloads).unwrap_or_default();
+                let result = dc.decode_payloads(payloads).await.map_err(codec)?;
+                return Ok(ClientCallResponse::WorkflowResult { run_id, result });
+            }
+            Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
+                if let Some(next) = follow(&a.new_execution_run_id) {
+                    run_id = next;
+                    continue;
+                }
+                let mut failure = a.failure;
+                if let Some(f) = failure.as_mut() {
+                    dc.decode_message(f, &trellis_converter::VisitOptions::default())
+                        .await
+                        .map_err(codec)?;
+                    trellis_converter::decode_common_attributes(f);
+                }
+                return Err(fail(
+                    WorkflowExecutionStatus::Failed,
+                    failure,
+                    None,
+                    &run_id,
+                ));
+            }
+            Some(Attributes::WorkflowExecutionTimedOutEventAttributes(a)) => {
+                if let Some(next) = follow(&a.new_execution_run_id) {
+                    run_id = next;
+                    continue;
+                }
+                return Err(fail(WorkflowExecutionStatus::TimedOut, None, None, &run_id));
+            }
+            Some(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a)) => {
+                run_id = a.new_execution_run_id;
+            }
+            Some(Attributes::WorkflowExecutionCanceledEventAttributes(_)) => {
+                return Err(fail(WorkflowExecutionStatus::Canceled, None, None, &run_id));
+            }
+            Some(Attributes::WorkflowExecutionTerminatedEventAttributes(a)) => {
+                return Err(fail(
+                    WorkflowExecutionStatus::Terminated,
+                    None,
+                    Some(a.reason),
+                    &run_id,
+                ));
+            }
+            other => {
+                return Err(ClientError::Rpc {
+                    operation: OP,
+                    status: tonic::Status::internal(format!(
+                        "the server returned a non-closing event as the close event: {:?}",
+                        other.map(|_| event.event_type)
+                    )),
+                });
+            }
+        }
+    }
 }

@@ -19,6 +19,8 @@
 //!   identity, TLS, API key, headers, gRPC layers).
 //! - [`Client`]: starts workflows and makes [`WorkflowHandle`]s.
 //! - [`WorkflowHandle`]: result, signal, query, cancel, terminate, describe, history.
+//! - [`AsyncActivityHandle`]: heartbeat, complete, fail or cancel an activity that completes
+//!   asynchronously.
 //!
 //! # Traffic
 //!
@@ -35,6 +37,7 @@
     unreachable_pub
 )]
 
+mod activity;
 mod client;
 mod config;
 mod error;
@@ -43,6 +46,7 @@ pub mod interceptors;
 pub mod plugin;
 mod stack;
 
+pub use activity::AsyncActivityHandle;
 pub use client::{Client, WorkflowOptions};
 pub use config::{ClientConfig, ConnectConfig, TlsConfig};
 pub use error::{ClientError, WorkflowFailure};

@@ -757,3 +757,29 @@ async fn an_error_of_a_plugin_failure_type_fails_the_workflow_not_the_task() {
     assert!(f.message().contains("the card was declined"), "{err}");
     env.shutdown().await.unwrap();
 }
+
+/// A run hook that calls `worker.run()` itself instead of `next.run(worker)`.
+struct RunsDirectly;
+
+impl WorkerPlugin for RunsDirectly {
+    fn run_worker<'a>(
+        &'a self,
+        worker: Worker,
+        _next: RunNext<'a>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move { Ok(worker.run().await?) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_hook_calling_worker_run_runs_the_worker_not_the_chain_again() {
+    let env = TestEnv::new()
+        .worker_plugin(RunsDirectly)
+        .worker_config(|c| c.workflow("Greet", greet).activity("compose", compose))
+        .start()
+        .await
+        .unwrap();
+    let out: String = env.execute("Greet", "direct").await.unwrap();
+    assert_eq!(out, "Hello, direct!");
+    env.shutdown().await.unwrap();
+}

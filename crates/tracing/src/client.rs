@@ -1,5 +1,6 @@
 //! The client side: a `temporal.client` span around every client call, and the trace context
-//! written into the headers of starts, signals and queries.
+//! written into the headers of the calls that carry headers (start, signal-with-start, signal,
+//! query).
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -36,7 +37,7 @@ impl<S> Layer<S> for ClientTracingLayer {
 
 /// The service made by [`ClientTracingLayer`]: opens a `temporal.client` span for each call, a
 /// child of [`TraceContext::current`] (or a new trace), and writes its context into the call's
-/// headers when it has some (start, signal, query).
+/// headers when it has some (start, signal-with-start, signal, query).
 #[derive(Clone)]
 pub struct ClientTracing<S> {
     inner: S,
@@ -61,23 +62,14 @@ fn otel_name(call: &ClientCall) -> String {
         ClientCall::FetchHistory(_) => "FetchWorkflowHistory".to_owned(),
         ClientCall::List(_) => "ListWorkflows".to_owned(),
         ClientCall::Count(_) => "CountWorkflows".to_owned(),
+        ClientCall::SignalWithStart(c) => format!("SignalWithStartWorkflow:{}", c.workflow_type),
+        ClientCall::GetResult(_) => "GetWorkflowResult".to_owned(),
+        ClientCall::HeartbeatActivity(_) => "HeartbeatActivity".to_owned(),
+        ClientCall::CompleteActivity(_) => "CompleteActivity".to_owned(),
+        ClientCall::FailActivity(_) => "FailActivity".to_owned(),
+        ClientCall::ReportActivityCancellation(_) => "ReportActivityCancellation".to_owned(),
         ClientCall::Update(c) => format!("StartWorkflowUpdate:{}", c.name),
         ClientCall::PollUpdate(_) => "PollWorkflowUpdate".to_owned(),
-    }
-}
-
-fn run_id(call: &ClientCall) -> Option<&str> {
-    match call {
-        ClientCall::StartWorkflow(_) => None,
-        ClientCall::Signal(c) => c.run_id.as_deref(),
-        ClientCall::Query(c) => c.run_id.as_deref(),
-        ClientCall::Cancel(c)
-        | ClientCall::Terminate(c)
-        | ClientCall::Describe(c)
-        | ClientCall::FetchHistory(c) => c.run_id.as_deref(),
-        ClientCall::Update(c) => c.run_id.as_deref(),
-        ClientCall::PollUpdate(c) => c.run_id.as_deref(),
-        ClientCall::List(_) | ClientCall::Count(_) => None,
     }
 }
 
@@ -114,7 +106,7 @@ where
         if let Some(parent) = parent {
             span.record("parent_span_id", display(parent.span_id_hex()));
         }
-        if let Some(run_id) = run_id(&call) {
+        if let Some(run_id) = call.run_id() {
             span.record("run_id", run_id);
         }
         if let Some(headers) = call.headers_mut() {
@@ -126,7 +118,10 @@ where
             async move {
                 let result = fut.await;
                 match &result {
-                    Ok(ClientCallResponse::Started { run_id }) => {
+                    Ok(
+                        ClientCallResponse::Started { run_id }
+                        | ClientCallResponse::WorkflowResult { run_id, .. },
+                    ) => {
                         record.record("run_id", run_id.as_str());
                     }
                     Ok(_) => {}

@@ -44,7 +44,7 @@
 //!
 //! | span name | `otel.name` | where | parent |
 //! | --- | --- | --- | --- |
-//! | `temporal.client` | `StartWorkflow:<type>`, `SignalWorkflow:<name>`, `QueryWorkflow:<name>`, `CancelWorkflow`, … | every client call | [`TraceContext::current`], else none |
+//! | `temporal.client` | `StartWorkflow:<type>`, `SignalWithStartWorkflow:<type>`, `SignalWorkflow:<name>`, `QueryWorkflow:<name>`, `GetWorkflowResult`, `CancelWorkflow`, `CompleteActivity`, … | every client call | [`TraceContext::current`], else none |
 //! | `RunWorkflow` | `RunWorkflow:<type>` | a workflow run, until it completes (or leaves the worker's cache) | the starting call |
 //! | `HandleSignal` | `HandleSignal:<name>` | delivering a signal | the signalling call, else the run |
 //! | `HandleQuery` | `HandleQuery:<name>` | answering a query | the querying call, else the run |
@@ -64,7 +64,7 @@
 //! The context travels in the [`TRACER_HEADER`] header (`_tracer-data`), the header the
 //! OpenTelemetry interceptors of the Python and TypeScript SDKs use: a `json/plain` payload of a
 //! JSON object whose `traceparent` entry is `00-<32 hex trace id>-<16 hex span id>-<flags>`.
-//! The client writes it on start, signal and query; the workflow reads it on execute, signal
+//! The client writes it on start, signal-with-start, signal and query; the workflow reads it on execute, signal
 //! and query, and writes it on every activity it schedules; the activity reads it.
 //! An activity attempt runs with its context as [`TraceContext::current`], so client calls it
 //! makes continue the trace; wrap other code in [`TraceContext::scope`] to do the same.

@@ -15,7 +15,8 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 use trellis_client::WorkflowOptions;
 use trellis_client::interceptors::{
-    ClientCall, ClientCallResponse, QueryCall, SignalCall, StartWorkflowCall, TargetCall,
+    AsyncActivityCall, AsyncActivityId, ClientCall, ClientCallResponse, QueryCall, SignalCall,
+    SignalWithStartCall, StartWorkflowCall, TargetCall,
 };
 use trellis_core_proto::coresdk::activity_result::{
     ActivityResolution, Success, activity_resolution,
@@ -137,9 +138,11 @@ type ClientMock = Mock<ClientCall, ClientCallResponse, String>;
 
 fn client_mock() -> ClientMock {
     Mock::new(|call: &ClientCall| match call {
-        ClientCall::StartWorkflow(_) => Ok(ClientCallResponse::Started {
-            run_id: "run-1".into(),
-        }),
+        ClientCall::StartWorkflow(_) | ClientCall::SignalWithStart(_) => {
+            Ok(ClientCallResponse::Started {
+                run_id: "run-1".into(),
+            })
+        }
         ClientCall::Query(_) => Ok(ClientCallResponse::QueryAnswer(vec![])),
         ClientCall::Terminate(_) => Err("terminate refused".to_owned()),
         _ => Ok(ClientCallResponse::Accepted),
@@ -179,6 +182,46 @@ fn client_start_carries_the_context_of_its_span() {
     assert_eq!(span.get("error"), None);
     assert!(span.closed);
     assert_span_is(span, &ctx, None);
+}
+
+#[test]
+fn signal_with_start_carries_the_context_and_async_activity_calls_are_traced() {
+    let mock = client_mock();
+    let svc = ClientTracingLayer::new().layer(mock.clone());
+    let sws = ClientCall::SignalWithStart(SignalWithStartCall {
+        workflow_type: "Cart".into(),
+        args: vec![],
+        options: WorkflowOptions::new("cart-1", "tq"),
+        signal_name: "add".into(),
+        signal_args: vec![],
+    });
+    let complete = ClientCall::CompleteActivity(AsyncActivityCall {
+        activity: AsyncActivityId::ids("cart-1", Some("run-1".into()), "7"),
+        details: vec![],
+    });
+    let (_, spans) = capture(|| {
+        block_on(async {
+            svc.clone().oneshot(sws).await.unwrap();
+            svc.clone().oneshot(complete).await.unwrap();
+        })
+    });
+    let mut sent = mock.take_requests();
+    assert_eq!(sent.len(), 2);
+    let ctx = header_context(&call_headers(&mut sent[0]));
+    assert_eq!(spans.len(), 2);
+    assert_eq!(spans[0].full_name(), "SignalWithStartWorkflow:Cart");
+    assert_eq!(spans[0].field("call"), "signal_with_start_workflow");
+    assert_eq!(
+        spans[0].field("run_id"),
+        "run-1",
+        "recorded from the response"
+    );
+    assert_span_is(&spans[0], &ctx, None);
+    // No headers on async activity completion: traced, nothing injected.
+    assert!(sent[1].headers_mut().is_none());
+    assert_eq!(spans[1].full_name(), "CompleteActivity");
+    assert_eq!(spans[1].field("workflow_id"), "cart-1");
+    assert_eq!(spans[1].field("run_id"), "run-1");
 }
 
 #[test]

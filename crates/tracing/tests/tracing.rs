@@ -206,11 +206,17 @@ async fn one_trace_from_client_to_activities_and_no_duplicates_on_replay() {
     assert_eq!(query.field("trace_id"), query_call.field("trace_id"));
     assert_eq!(query.field("parent_span_id"), query_call.field("span_id"));
 
+    // Waiting for the result is one client call, closed with the run that completed.
+    let result_call = only(&client_call("get_result"), "client get_result");
+    assert_eq!(result_call.full_name(), "GetWorkflowResult");
+    assert_eq!(result_call.get("run_id"), handle.run_id());
+    assert_eq!(result_call.get("error"), None);
+
     // Nothing else carries this workflow's id: no duplicate from any replay.
     let kinds: Vec<&str> = ours.iter().map(|s| s.name).collect();
     assert_eq!(
         ours.len(),
-        1 + 1 + 2 + 2 + 2 + 1 + 1 + 1 + 1 + client_call("fetch_history").len(),
+        1 + 1 + 2 + 2 + 2 + 1 + 1 + 1 + 1 + 1 + client_call("fetch_history").len(),
         "{kinds:?}"
     );
 }

@@ -10,6 +10,7 @@ use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use temporalio_sdk_core::{PollError, Worker as CoreWorker};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trellis_converter::{ApplicationFailure, DataConverter, PayloadConverterExt, VisitOptions};
@@ -23,11 +24,14 @@ use tower::ServiceExt;
 use trellis_interceptor::BoxError;
 
 use crate::error::{ActivityError, WorkerError, panic_message};
-use crate::interceptors::{ActivityCancelled, ActivityRequest, ActivityService};
+use crate::interceptors::{
+    ActivityCancelled, ActivityOutbound, ActivityOutboundResponse, ActivityOutboundService,
+    ActivityRequest, ActivityService, ActivityWillCompleteAsync, HeartbeatRequest,
+};
 use crate::registry::ActivityRegistry;
 
 /// Facts about the running activity attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ActivityInfo {
     /// The activity id (unique within its workflow run).
     pub activity_id: String,
@@ -63,12 +67,28 @@ pub struct ActivityContext {
 }
 
 struct ContextInner {
-    info: ActivityInfo,
+    info: Arc<ActivityInfo>,
     task_token: Vec<u8>,
     heartbeat_details: Vec<Payload>,
     cancel: CancellationToken,
     converter: DataConverter,
-    core: Weak<CoreWorker>,
+    outbound: ActivityOutboundService,
+    /// The worker's runtime: heartbeats may come from threads outside it.
+    runtime: tokio::runtime::Handle,
+    /// Started by the first heartbeat: feeds heartbeats through the outbound stack in order.
+    pump: Mutex<Option<HeartbeatPump>>,
+}
+
+/// The attempt's heartbeat queue and the task draining it through the outbound stack.
+struct HeartbeatPump {
+    queue: mpsc::UnboundedSender<PumpMessage>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+enum PumpMessage {
+    Beat(Vec<Payload>),
+    /// Answered once every heartbeat queued before it went through the stack.
+    Flush(oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for ActivityContext {
@@ -80,7 +100,27 @@ impl std::fmt::Debug for ActivityContext {
 }
 
 impl ActivityContext {
-    /// Facts about this attempt.
+    /// A context attached to no worker, to run an activity (or a worker's whole activity stack,
+    /// see [`WorkerConfig::activity_service`](crate::WorkerConfig::activity_service))
+    /// in-process: unit tests, benchmarks. Heartbeats go nowhere; it is never cancelled. Call
+    /// it inside a Tokio runtime.
+    pub fn detached(info: ActivityInfo, converter: DataConverter) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                info: Arc::new(info),
+                task_token: Vec::new(),
+                heartbeat_details: Vec::new(),
+                cancel: CancellationToken::new(),
+                outbound: base_outbound_service(Weak::new(), converter.clone()),
+                converter,
+                runtime: tokio::runtime::Handle::current(),
+                pump: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Facts about this attempt (as the activity outbound layers answered
+    /// [`ActivityOutbound::Info`]).
     pub fn info(&self) -> &ActivityInfo {
         &self.inner.info
     }
@@ -90,9 +130,19 @@ impl ActivityContext {
         &self.inner.converter
     }
 
+    /// The attempt's task token: what a client's
+    /// [`async_activity_handle`](trellis_client::Client::async_activity_handle) takes to
+    /// heartbeat or complete the activity after it returned
+    /// [`ActivityError::WillCompleteAsync`].
+    pub fn task_token(&self) -> &[u8] {
+        &self.inner.task_token
+    }
+
     /// Records a heartbeat with progress details. Heartbeats tell the server the attempt is
     /// alive (see the heartbeat timeout) and carry cancellation back; core batches and throttles
-    /// them, so calling often is cheap.
+    /// them, so calling often is cheap. Each heartbeat passes through the worker's activity
+    /// outbound layers ([`ActivityOutbound::Heartbeat`]) in order, and every heartbeat is
+    /// recorded before the attempt's result is reported.
     pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) {
         let details = match self.inner.converter.payloads().encode(details) {
             Ok(p) => vec![p],
@@ -101,28 +151,36 @@ impl ActivityContext {
                 Vec::new()
             }
         };
-        let Some(core) = self.inner.core.upgrade() else {
-            return;
-        };
-        let task_token = self.inner.task_token.clone();
-        if self.inner.converter.codecs().is_empty() {
-            core.record_activity_heartbeat(ActivityHeartbeat {
-                task_token,
-                details,
-            });
-            return;
-        }
-        // Codecs are async: encode on a task, then record.
-        let converter = self.inner.converter.clone();
-        tokio::spawn(async move {
-            match converter.encode_payloads(details).await {
-                Ok(details) => core.record_activity_heartbeat(ActivityHeartbeat {
-                    task_token,
-                    details,
-                }),
-                Err(e) => tracing::warn!("heartbeat details not sent: {e}"),
-            }
+        let mut pump = self.inner.pump.lock().expect("heartbeat pump poisoned");
+        let pump = pump.get_or_insert_with(|| {
+            let (queue, rx) = mpsc::unbounded_channel();
+            let task = self.inner.runtime.spawn(pump_heartbeats(
+                rx,
+                self.inner.outbound.clone(),
+                self.inner.info.clone(),
+                self.inner.task_token.clone(),
+            ));
+            HeartbeatPump { queue, task }
         });
+        let _ = pump.queue.send(PumpMessage::Beat(details));
+    }
+
+    /// Waits until every heartbeat sent so far went through the outbound stack, then stops the
+    /// pump (heartbeats after the attempt's result are pointless).
+    async fn finish_heartbeats(&self) {
+        let pump = self
+            .inner
+            .pump
+            .lock()
+            .expect("heartbeat pump poisoned")
+            .take();
+        if let Some(pump) = pump {
+            let (ack, done) = oneshot::channel();
+            if pump.queue.send(PumpMessage::Flush(ack)).is_ok() {
+                let _ = done.await;
+            }
+            pump.task.abort();
+        }
     }
 
     /// The details of the last heartbeat of an earlier attempt, to resume from.
@@ -143,6 +201,62 @@ impl ActivityContext {
     }
 }
 
+async fn pump_heartbeats(
+    mut queue: mpsc::UnboundedReceiver<PumpMessage>,
+    outbound: ActivityOutboundService,
+    info: Arc<ActivityInfo>,
+    task_token: Vec<u8>,
+) {
+    while let Some(message) = queue.recv().await {
+        match message {
+            PumpMessage::Beat(details) => {
+                let request = ActivityOutbound::Heartbeat(HeartbeatRequest {
+                    info: info.clone(),
+                    task_token: task_token.clone(),
+                    details,
+                });
+                if let Err(e) = outbound.clone().oneshot(request).await {
+                    tracing::warn!(activity = %info.activity_type, "heartbeat not recorded: {e}");
+                }
+            }
+            PumpMessage::Flush(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+/// The innermost activity outbound service: heartbeats go through the codecs to core; info is
+/// answered as it is.
+pub(crate) fn base_outbound_service(
+    core: Weak<CoreWorker>,
+    converter: DataConverter,
+) -> ActivityOutboundService {
+    ActivityOutboundService::new(tower::service_fn(move |req: ActivityOutbound| {
+        let core = core.clone();
+        let converter = converter.clone();
+        async move {
+            match req {
+                ActivityOutbound::Heartbeat(h) => {
+                    let details = if converter.codecs().is_empty() {
+                        h.details
+                    } else {
+                        converter.encode_payloads(h.details).await?
+                    };
+                    if let Some(core) = core.upgrade() {
+                        core.record_activity_heartbeat(ActivityHeartbeat {
+                            task_token: h.task_token,
+                            details,
+                        });
+                    }
+                    Ok(ActivityOutboundResponse::HeartbeatRecorded)
+                }
+                ActivityOutbound::Info(info) => Ok(ActivityOutboundResponse::Info(info)),
+            }
+        }
+    }))
+}
+
 type Cancels = Arc<Mutex<HashMap<Vec<u8>, CancellationToken>>>;
 
 /// The activity poll loop. Returns when core reports shutdown (after every attempt it started
@@ -150,6 +264,7 @@ type Cancels = Arc<Mutex<HashMap<Vec<u8>, CancellationToken>>>;
 pub(crate) async fn run_activities(
     core: Arc<CoreWorker>,
     service: ActivityService,
+    outbound: ActivityOutboundService,
     converter: DataConverter,
     task_queue: String,
 ) -> Result<(), WorkerError> {
@@ -177,6 +292,7 @@ pub(crate) async fn run_activities(
                 running.spawn(run_one(
                     core.clone(),
                     service.clone(),
+                    outbound.clone(),
                     converter.clone(),
                     task_queue.clone(),
                     cancels.clone(),
@@ -271,6 +387,9 @@ pub(crate) fn base_activity_service(registry: Arc<ActivityRegistry>) -> Activity
             match f(req.context, req.args).await {
                 Ok(p) => Ok(p),
                 Err(ActivityError::Cancelled) => Err(BoxError::from(ActivityCancelled)),
+                Err(ActivityError::WillCompleteAsync) => {
+                    Err(BoxError::from(ActivityWillCompleteAsync))
+                }
                 Err(ActivityError::Failed(e)) => Err(e),
             }
         }
@@ -281,6 +400,7 @@ pub(crate) fn base_activity_service(registry: Arc<ActivityRegistry>) -> Activity
 async fn run_one(
     core: Arc<CoreWorker>,
     service: ActivityService,
+    outbound: ActivityOutboundService,
     converter: DataConverter,
     task_queue: String,
     cancels: Cancels,
@@ -323,36 +443,72 @@ async fn run_one(
     let failures = converter.failures().clone();
     let failures_converter = converter.clone();
     let activity_type = info.activity_type.clone();
-    let context = ActivityContext {
-        inner: Arc::new(ContextInner {
-            info,
-            task_token: task_token.clone(),
-            heartbeat_details: start.heartbeat_details,
-            cancel: cancel.clone(),
-            converter,
-            core: Arc::downgrade(&core),
-        }),
+    // The attempt's info goes through the outbound stack once; its answer is `ctx.info()`.
+    let prepared = match decoded {
+        Ok(()) => match AssertUnwindSafe(
+            outbound
+                .clone()
+                .oneshot(ActivityOutbound::Info(Box::new(info))),
+        )
+        .catch_unwind()
+        .await
+        {
+            Ok(Ok(ActivityOutboundResponse::Info(info))) => Ok(*info),
+            Ok(Ok(other)) => Err(BoxError::from(ApplicationFailure::new(
+                "InterceptorError",
+                format!("an activity outbound layer answered info with {other:?}"),
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(panic) => Err(BoxError::from(ApplicationFailure::new(
+                "Panic",
+                format!(
+                    "an activity outbound layer panicked on info: {}",
+                    panic_message(&*panic)
+                ),
+            ))),
+        },
+        Err(e) => Err(BoxError::from(ApplicationFailure::new(
+            "PayloadCodecError",
+            format!("cannot decode the activity's input: {e}"),
+        ))),
     };
-    let request = ActivityRequest {
-        context,
-        args: start.input,
-        headers,
-    };
-    let outcome = match decoded {
-        Ok(()) => {
+    let mut context = None;
+    let outcome = match prepared {
+        Ok(info) => {
+            let ctx = ActivityContext {
+                inner: Arc::new(ContextInner {
+                    info: Arc::new(info),
+                    task_token: task_token.clone(),
+                    heartbeat_details: start.heartbeat_details,
+                    cancel: cancel.clone(),
+                    converter,
+                    outbound,
+                    runtime: tokio::runtime::Handle::current(),
+                    pump: Mutex::new(None),
+                }),
+            };
+            context = Some(ctx.clone());
+            let request = ActivityRequest {
+                context: ctx,
+                args: start.input,
+                headers,
+            };
             AssertUnwindSafe(service.oneshot(request))
                 .catch_unwind()
                 .await
         }
-        Err(e) => Ok(Err(BoxError::from(ApplicationFailure::new(
-            "PayloadCodecError",
-            format!("cannot decode the activity's input: {e}"),
-        )))),
+        Err(e) => Ok(Err(e)),
     };
+    if let Some(ctx) = context {
+        ctx.finish_heartbeats().await;
+    }
     let mut result = match outcome {
         Ok(Ok(payload)) => ActivityExecutionResult::ok(payload),
         Ok(Err(e)) if e.is::<ActivityCancelled>() => {
             ActivityExecutionResult::cancel_from_details(None)
+        }
+        Ok(Err(e)) if e.is::<ActivityWillCompleteAsync>() => {
+            ActivityExecutionResult::will_complete_async()
         }
         Ok(Err(e)) => ActivityExecutionResult::fail(failures.error_to_failure(&*e)),
         Err(panic) => {
@@ -390,5 +546,29 @@ async fn run_one(
         .await
     {
         tracing::warn!("completing an activity task failed: {e}");
+    }
+}
+
+#[cfg(test)]
+impl ActivityContext {
+    /// A context for unit tests of layers: no engine behind it; heartbeats go to `outbound`.
+    pub(crate) fn for_test(info: ActivityInfo, outbound: ActivityOutboundService) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                info: Arc::new(info),
+                task_token: b"test-token".to_vec(),
+                heartbeat_details: Vec::new(),
+                cancel: CancellationToken::new(),
+                converter: DataConverter::default(),
+                outbound,
+                runtime: tokio::runtime::Handle::current(),
+                pump: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Waits until the heartbeats sent so far went through the outbound stack.
+    pub(crate) async fn flush_heartbeats_for_test(&self) {
+        self.finish_heartbeats().await
     }
 }

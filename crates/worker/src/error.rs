@@ -59,6 +59,12 @@ pub enum ActivityError {
     Failed(BoxError),
     /// The activity acknowledges a cancellation request and stops.
     Cancelled,
+    /// The function returns, but the activity is not done: something else completes it later
+    /// through a client's
+    /// [`async_activity_handle`](trellis_client::Client::async_activity_handle), by the
+    /// attempt's [task token](crate::ActivityContext::task_token) or by its ids. The attempt's
+    /// timeouts still apply (heartbeat from the client to keep it alive).
+    WillCompleteAsync,
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActivityError {
@@ -84,6 +90,7 @@ impl std::fmt::Display for ActivityError {
         match self {
             Self::Failed(e) => write!(f, "{e}"),
             Self::Cancelled => f.write_str("activity cancelled"),
+            Self::WillCompleteAsync => f.write_str("activity will complete asynchronously"),
         }
     }
 }

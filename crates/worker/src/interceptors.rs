@@ -4,8 +4,10 @@
 //! | point | request | response | service |
 //! | --- | --- | --- | --- |
 //! | activity inbound | [`ActivityRequest`] | the result [`Payload`] | [`ActivityService`] (`Send`) |
+//! | activity outbound | [`ActivityOutbound`]: heartbeat, info | [`ActivityOutboundResponse`] | [`ActivityOutboundService`] (`Send`) |
 //! | workflow inbound | [`WorkflowInbound`]: execute, signal, query, validate update, update | [`WorkflowInboundResponse`] | [`WorkflowInboundService`] (per run, `!Send`) |
 //! | workflow outbound | [`WorkflowOutbound`]: schedule activity / local activity, start timer, start child, signal / cancel external, continue-as-new | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
+//! | Nexus inbound (types only: wired when Nexus handlers land) | [`NexusInbound`]: start, cancel operation | [`NexusInboundResponse`] | [`NexusService`] (`Send`) |
 //!
 //! Register layers on [`WorkerConfig`](crate::WorkerConfig); the first registered is the
 //! outermost. Activity layers are any tower `Layer` (e.g. `tower::timeout::TimeoutLayer`,
@@ -31,7 +33,7 @@ use trellis_core_proto::coresdk::workflow_commands::{
 };
 use trellis_interceptor::{BoxError, LocalBoxService};
 
-use crate::activity::ActivityContext;
+use crate::activity::{ActivityContext, ActivityInfo};
 use crate::error::WorkflowError;
 use crate::workflow::context::WorkflowContext;
 
@@ -62,6 +64,193 @@ pub type ActivityLayer =
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the activity acknowledged cancellation")]
 pub struct ActivityCancelled;
+
+/// The error an attempt ends with when its function returned
+/// [`ActivityError::WillCompleteAsync`](crate::ActivityError::WillCompleteAsync): the worker
+/// reports the attempt as completing asynchronously.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the activity will complete asynchronously")]
+pub struct ActivityWillCompleteAsync;
+
+/// What an activity attempt asks of Temporal, through the activity outbound service.
+///
+/// Layers registered with
+/// [`WorkerConfig::activity_outbound_layer`](crate::WorkerConfig::activity_outbound_layer) see
+/// every request of every attempt; the request says which attempt ([`ActivityOutbound::info`]).
+#[derive(Debug)]
+pub enum ActivityOutbound {
+    /// Record a heartbeat ([`ActivityContext::heartbeat`]). Heartbeats of one attempt pass
+    /// through the stack one at a time, in the order the activity sent them, and all of them
+    /// before the attempt's result is reported. A layer can change the details, drop the
+    /// heartbeat (answer without calling the next service) or fail it (the error is logged;
+    /// `heartbeat` itself never fails). The attempt's result waits for its heartbeats, so a
+    /// layer that never answers holds the attempt open.
+    Heartbeat(HeartbeatRequest),
+    /// Ask for the attempt's info, once per attempt before the activity runs: the answer is
+    /// what [`ActivityContext::info`] returns. An error fails the attempt without running the
+    /// activity (the retry policy applies).
+    Info(Box<ActivityInfo>),
+}
+
+impl ActivityOutbound {
+    /// The info of the attempt making the request.
+    pub fn info(&self) -> &ActivityInfo {
+        match self {
+            Self::Heartbeat(h) => &h.info,
+            Self::Info(i) => i,
+        }
+    }
+
+    /// The request's name: `heartbeat` or `info`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Heartbeat(_) => "heartbeat",
+            Self::Info(_) => "info",
+        }
+    }
+}
+
+/// One heartbeat of an activity attempt.
+#[derive(Debug, Clone)]
+pub struct HeartbeatRequest {
+    /// The attempt's info.
+    pub info: Arc<ActivityInfo>,
+    /// The attempt's task token.
+    pub task_token: Vec<u8>,
+    /// The details, encoded by the payload converter (codecs run below every layer).
+    pub details: Vec<Payload>,
+}
+
+/// The answer to an [`ActivityOutbound`] request.
+#[derive(Debug, Clone)]
+pub enum ActivityOutboundResponse {
+    /// The heartbeat was handed to the engine (which batches and throttles heartbeats).
+    HeartbeatRecorded,
+    /// The attempt's info.
+    Info(Box<ActivityInfo>),
+}
+
+/// The activity outbound service: what activities ask of Temporal. Errors are boxed so any
+/// tower layer fits.
+pub type ActivityOutboundService =
+    BoxCloneSyncService<ActivityOutbound, ActivityOutboundResponse, BoxError>;
+
+/// A type-erased layer around the [`ActivityOutboundService`].
+pub type ActivityOutboundLayer = BoxCloneSyncServiceLayer<
+    ActivityOutboundService,
+    ActivityOutbound,
+    ActivityOutboundResponse,
+    BoxError,
+>;
+
+/// Nexus headers: names to string values (Nexus headers are not payloads).
+pub type NexusHeaders = HashMap<String, String>;
+
+/// What reaches a Nexus operation handler: the Nexus inbound interception point.
+///
+/// Types only for now: they are wired (with a `WorkerConfig` registration) when Nexus handlers
+/// land. A layer written against them with [`from_fn`](trellis_interceptor::from_fn) or any
+/// tower `Layer` keeps working then.
+#[derive(Debug, Clone)]
+pub enum NexusInbound {
+    /// Start an operation.
+    StartOperation(NexusStartOperation),
+    /// Cancel an operation started asynchronously.
+    CancelOperation(NexusCancelOperation),
+}
+
+impl NexusInbound {
+    /// The Nexus headers of any request.
+    pub fn headers(&self) -> &NexusHeaders {
+        match self {
+            Self::StartOperation(x) => &x.headers,
+            Self::CancelOperation(x) => &x.headers,
+        }
+    }
+
+    /// The Nexus headers of any request, to change.
+    pub fn headers_mut(&mut self) -> &mut NexusHeaders {
+        match self {
+            Self::StartOperation(x) => &mut x.headers,
+            Self::CancelOperation(x) => &mut x.headers,
+        }
+    }
+
+    /// The Nexus service name.
+    pub fn service(&self) -> &str {
+        match self {
+            Self::StartOperation(x) => &x.service,
+            Self::CancelOperation(x) => &x.service,
+        }
+    }
+
+    /// The operation name.
+    pub fn operation(&self) -> &str {
+        match self {
+            Self::StartOperation(x) => &x.operation,
+            Self::CancelOperation(x) => &x.operation,
+        }
+    }
+}
+
+/// Starting a Nexus operation.
+#[derive(Debug, Clone, Default)]
+pub struct NexusStartOperation {
+    /// The Nexus service name.
+    pub service: String,
+    /// The operation name.
+    pub operation: String,
+    /// The caller's request id (the same on retries of the same start).
+    pub request_id: String,
+    /// Where to deliver the result of an operation that completes asynchronously.
+    pub callback_url: String,
+    /// Headers to send with that callback.
+    pub callback_headers: NexusHeaders,
+    /// Links from the caller (e.g. to the workflow event that started the operation).
+    pub links: Vec<NexusLink>,
+    /// The input, still encoded (`None` when the caller sent none).
+    pub input: Option<Payload>,
+    /// The request's Nexus headers.
+    pub headers: NexusHeaders,
+}
+
+/// Cancelling a Nexus operation.
+#[derive(Debug, Clone, Default)]
+pub struct NexusCancelOperation {
+    /// The Nexus service name.
+    pub service: String,
+    /// The operation name.
+    pub operation: String,
+    /// The token the operation's start returned.
+    pub operation_token: String,
+    /// The request's Nexus headers.
+    pub headers: NexusHeaders,
+}
+
+/// A Nexus link, as the Temporal API defines it (`url`, `type`).
+pub use trellis_core_proto::api::nexus::v1::Link as NexusLink;
+
+/// The answer to a [`NexusInbound`] request.
+#[derive(Debug, Clone)]
+pub enum NexusInboundResponse {
+    /// The operation completed at once with this (encoded) result.
+    Completed(Payload),
+    /// The operation started and completes later; the token names it for cancellation.
+    Started {
+        /// The operation token.
+        operation_token: String,
+    },
+    /// The cancellation request was accepted.
+    CancelAccepted,
+}
+
+/// The Nexus inbound service (the operation handlers). Errors are boxed so any tower layer
+/// fits.
+pub type NexusService = BoxCloneSyncService<NexusInbound, NexusInboundResponse, BoxError>;
+
+/// A type-erased layer around the [`NexusService`].
+pub type NexusLayer =
+    BoxCloneSyncServiceLayer<NexusService, NexusInbound, NexusInboundResponse, BoxError>;
 
 /// What reaches a workflow run from outside.
 #[derive(Debug)]
@@ -295,3 +484,7 @@ impl std::fmt::Debug for WorkflowLayers {
             .finish()
     }
 }
+
+#[cfg(test)]
+#[path = "interceptors_tests.rs"]
+mod tests;

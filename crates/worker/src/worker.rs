@@ -19,11 +19,14 @@ use tower::ServiceExt;
 use trellis_core_proto::Payload;
 use trellis_interceptor::BoxError;
 
-use crate::activity::{ActivityContext, base_activity_service, run_activities};
+use crate::activity::{
+    ActivityContext, base_activity_service, base_outbound_service, run_activities,
+};
 use crate::error::{ActivityError, WorkerError, WorkflowError};
 use crate::interceptors::{
-    ActivityLayer, ActivityRequest, ActivityService, WorkflowInboundService, WorkflowLayers,
-    WorkflowOutboundService,
+    ActivityLayer, ActivityOutbound, ActivityOutboundLayer, ActivityOutboundResponse,
+    ActivityOutboundService, ActivityRequest, ActivityService, WorkflowInboundService,
+    WorkflowLayers, WorkflowOutboundService,
 };
 use crate::plugin::{
     Interceptor, RunNext, SharedPlugin, WorkerPlugin, named, unbox, worker_plugins,
@@ -56,6 +59,7 @@ pub struct WorkerConfig {
     workflows: Vec<(String, WorkflowDefinition)>,
     activities: Vec<(String, ActivityDefinition)>,
     activity_layers: Vec<ActivityLayer>,
+    activity_outbound_layers: Vec<ActivityOutboundLayer>,
     workflow_layers: WorkflowLayers,
     plugins: Vec<SharedPlugin>,
     interceptors: Vec<Arc<dyn Interceptor>>,
@@ -111,6 +115,7 @@ impl WorkerConfig {
             workflows: Vec::new(),
             activities: Vec::new(),
             activity_layers: Vec::new(),
+            activity_outbound_layers: Vec::new(),
             workflow_layers: WorkflowLayers::default(),
             plugins: Vec::new(),
             interceptors: Vec::new(),
@@ -202,6 +207,38 @@ impl WorkerConfig {
         self
     }
 
+    /// Runs `configure_worker` of each of `plugins`, in order; registrations they make are
+    /// reported as theirs.
+    fn configure_with(mut self, plugins: &[SharedPlugin]) -> Result<Self, WorkerError> {
+        for plugin in plugins {
+            self.source = Some(format!("plugin {:?}", plugin.name()));
+            self = plugin
+                .configure_worker(self)
+                .map_err(|e| named(plugin.name(), "configure_worker", e))?;
+        }
+        self.source = None;
+        Ok(self)
+    }
+
+    /// Runs the `configure_worker` hooks of this configuration's own plugins, in order, as
+    /// [`Worker::new`] does (it puts the client's plugins first): to check or unit-test what a
+    /// plugin adds without a server. The result has no plugins left to apply.
+    pub fn apply_plugins(mut self) -> Result<Self, WorkerError> {
+        let plugins = std::mem::take(&mut self.plugins);
+        self.configure_with(&plugins)
+    }
+
+    /// The activity inbound stack this configuration describes — every activity layer around
+    /// the registered activities — as one tower service, to call in-process with an
+    /// [`ActivityRequest`] built on [`ActivityContext::detached`]. Fails on duplicate names.
+    pub fn activity_service(&self) -> Result<ActivityService, WorkerError> {
+        let (_, activities) = build_registries(&[], &self.activities)?;
+        Ok(layered_activity_service(
+            Arc::new(activities),
+            &self.activity_layers,
+        ))
+    }
+
     fn current_source(&self) -> String {
         self.source
             .clone()
@@ -245,6 +282,46 @@ impl WorkerConfig {
             .push(ActivityLayer::new(tower::layer::layer_fn(
                 move |inner: ActivityService| {
                     ActivityService::new(layer.layer(inner).map_err(Into::into))
+                },
+            )));
+        self
+    }
+
+    /// Adds a tower layer around the activity outbound service: what activity attempts ask of
+    /// Temporal ([`ActivityOutbound`](crate::interceptors::ActivityOutbound): heartbeats, and
+    /// the attempt's info once before it runs). The first added is the outermost. Any layer
+    /// whose service keeps the request and response types fits, e.g. a hook made with
+    /// [`from_fn`](trellis_interceptor::from_fn):
+    ///
+    /// ```
+    /// use trellis_interceptor::{BoxError, Next, from_fn};
+    /// use trellis_worker::WorkerConfig;
+    /// use trellis_worker::interceptors::{ActivityOutbound, ActivityOutboundResponse};
+    ///
+    /// let config = WorkerConfig::new("orders").activity_outbound_layer(from_fn(
+    ///     |req: ActivityOutbound, next: Next<ActivityOutbound, ActivityOutboundResponse, BoxError>| async move {
+    ///         if let ActivityOutbound::Heartbeat(h) = &req {
+    ///             tracing::debug!(activity = %h.info.activity_type, details = h.details.len(), "heartbeat");
+    ///         }
+    ///         next.run(req).await
+    ///     },
+    /// ));
+    /// ```
+    pub fn activity_outbound_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ActivityOutboundService> + Send + Sync + 'static,
+        L::Service: tower::Service<ActivityOutbound, Response = ActivityOutboundResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<ActivityOutbound>>::Error: Into<BoxError> + 'static,
+        <L::Service as tower::Service<ActivityOutbound>>::Future: Send + 'static,
+    {
+        self.activity_outbound_layers
+            .push(ActivityOutboundLayer::new(tower::layer::layer_fn(
+                move |inner: ActivityOutboundService| {
+                    ActivityOutboundService::new(layer.layer(inner).map_err(Into::into))
                 },
             )));
         self
@@ -439,12 +516,16 @@ pub struct Worker {
     workflows: Arc<WorkflowRegistry>,
     activities: Arc<ActivityRegistry>,
     activity_layers: Vec<ActivityLayer>,
+    activity_outbound_layers: Vec<ActivityOutboundLayer>,
     workflow_layers: WorkflowLayers,
     converter: DataConverter,
     namespace: String,
     task_queue: String,
     shutdown: ShutdownHandle,
     plugins: Arc<[SharedPlugin]>,
+    /// Set once the `run_worker` chain has started, so a hook that calls `worker.run()` instead
+    /// of `next.run(worker)` runs the worker rather than the chain again.
+    in_chain: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -465,14 +546,7 @@ impl Worker {
     /// when nothing is registered or two registrations share a name.
     pub async fn new(client: &Client, config: WorkerConfig) -> Result<Self, WorkerError> {
         let plugins = worker_plugins(client.propagated_plugins(), &config.plugins);
-        let mut config = config;
-        for plugin in &plugins {
-            config.source = Some(format!("plugin {:?}", plugin.name()));
-            config = plugin
-                .configure_worker(config)
-                .map_err(|e| named(plugin.name(), "configure_worker", e))?;
-        }
-        config.source = None;
+        let config = config.configure_with(&plugins)?;
         if config.task_queue.is_empty() {
             return Err(WorkerError::Config("the task queue is empty".into()));
         }
@@ -541,12 +615,14 @@ impl Worker {
             workflows: Arc::new(workflows),
             activities: Arc::new(activities),
             activity_layers: config.activity_layers,
+            activity_outbound_layers: config.activity_outbound_layers,
             workflow_layers: config.workflow_layers,
             converter: client.data_converter().clone(),
             namespace: client.namespace().to_owned(),
             task_queue: config.task_queue,
             shutdown: ShutdownHandle::default(),
             plugins: plugins.into(),
+            in_chain: false,
         })
     }
 
@@ -598,7 +674,11 @@ impl Worker {
     /// fatally), then shuts down gracefully: in-flight activities finish and are reported, cached
     /// workflows are evicted, and the engine is finalized. The plugins' `run_worker` hooks wrap
     /// the whole run, the first plugin outermost.
-    pub async fn run(self) -> Result<(), WorkerError> {
+    pub async fn run(mut self) -> Result<(), WorkerError> {
+        if self.in_chain {
+            return self.run_unwrapped().await;
+        }
+        self.in_chain = true;
         let plugins = self.plugins.clone();
         RunNext::new(&plugins).run(self).await.map_err(unbox)
     }
@@ -611,12 +691,14 @@ impl Worker {
             workflows,
             activities,
             activity_layers,
+            activity_outbound_layers,
             workflow_layers,
             converter,
             namespace,
             task_queue,
             shutdown,
             plugins: _,
+            in_chain: _,
         } = self;
         let mut loops = JoinSet::new();
         if !workflows.is_empty() {
@@ -633,14 +715,17 @@ impl Worker {
             })?;
             loops.spawn(run_workflows(core.clone(), thread, converter.clone()));
         }
+        // Local activities (and side effects) of this worker's workflows run here too.
         if !activities.is_empty() || !workflows.is_empty() {
-            let mut service = base_activity_service(activities.clone());
-            for layer in activity_layers.iter().rev() {
-                service = tower::Layer::layer(layer, service);
+            let service = layered_activity_service(activities.clone(), &activity_layers);
+            let mut outbound = base_outbound_service(Arc::downgrade(&core), converter.clone());
+            for layer in activity_outbound_layers.iter().rev() {
+                outbound = tower::Layer::layer(layer, outbound);
             }
             loops.spawn(run_activities(
                 core.clone(),
                 service,
+                outbound,
                 converter.clone(),
                 task_queue.clone(),
             ));
@@ -667,6 +752,19 @@ impl Worker {
         tracing::info!(task_queue = %task_queue, "worker stopped");
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The registered activities inside `layers` (the first is outermost).
+fn layered_activity_service(
+    activities: Arc<ActivityRegistry>,
+    layers: &[ActivityLayer],
+) -> ActivityService {
+    layers
+        .iter()
+        .rev()
+        .fold(base_activity_service(activities), |service, layer| {
+            tower::Layer::layer(layer, service)
+        })
 }
 
 fn loop_error(res: Result<Result<(), WorkerError>, tokio::task::JoinError>) -> Option<WorkerError> {

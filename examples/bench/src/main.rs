@@ -9,6 +9,9 @@
 //! - **Converter**: a 1 KiB struct through `DataConverter` encode + decode next to plain
 //!   `serde_json` in the same run (ratio), and codec throughput (MB/s) of zstd and AES-256-GCM
 //!   for 1 KiB and 1 MiB payloads.
+//! - **Layers**: stacked no-op `from_fn` hooks on a boxed service; and a whole activity call
+//!   (decode, run, encode) through a worker's activity stack with 0, 1, 4 and 16 plugins each
+//!   adding a no-op activity layer, in process, next to the bare call.
 
 use std::time::{Duration, Instant};
 
@@ -236,6 +239,7 @@ async fn converter_bench(rounds: usize) -> Result<(), Box<dyn std::error::Error>
     }
     println!();
     layers_bench(rounds).await;
+    plugin_layers_bench(rounds).await?;
     Ok(())
 }
 
@@ -279,4 +283,83 @@ async fn layers_bench(rounds: usize) {
         );
     }
     println!();
+}
+
+/// A plugin interceptor that adds one no-op activity layer.
+struct NoopActivityLayer;
+
+impl trellis_worker::Interceptor for NoopActivityLayer {
+    fn intercept_worker(&self, config: WorkerConfig) -> WorkerConfig {
+        use trellis_interceptor::{BoxError, Next, from_fn};
+        use trellis_worker::interceptors::ActivityRequest;
+        config.activity_layer(from_fn(
+            |req: ActivityRequest,
+             next: Next<ActivityRequest, trellis_core_proto::Payload, BoxError>| {
+                next.run(req)
+            },
+        ))
+    }
+}
+
+/// One activity call (decode the argument, run, encode the result) through a worker's activity
+/// stack built from N plugins, each adding a no-op layer; in process, per call.
+async fn plugin_layers_bench(rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use tower::ServiceExt;
+    use trellis_plugin_simple::SimplePlugin;
+    use trellis_worker::interceptors::ActivityRequest;
+    use trellis_worker::{ActivityContext, ActivityInfo};
+    println!("## Plugins adding a no-op activity layer (in process, per activity call)\n");
+    println!("| plugins | ns per call | added over 0 plugins |");
+    println!("| --- | --- | --- |");
+    let converter = DataConverter::default();
+    let context = ActivityContext::detached(
+        ActivityInfo {
+            activity_type: "echo".into(),
+            ..ActivityInfo::default()
+        },
+        converter.clone(),
+    );
+    let arg = converter.encode(&7u32)?;
+    let iters = 100_000u64;
+    let mut base = 0.0;
+    for n in [0usize, 1, 4, 16] {
+        let mut config = WorkerConfig::new("bench-plugins").activity("echo", echo);
+        for i in 0..n {
+            config = config
+                .plugin(SimplePlugin::new(format!("noop-{i}")).interceptor(NoopActivityLayer));
+        }
+        let service = config.apply_plugins()?.activity_service()?;
+        let mut per_call = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let req = ActivityRequest {
+                    context: context.clone(),
+                    args: vec![arg.clone()],
+                    headers: Default::default(),
+                };
+                std::hint::black_box(
+                    service
+                        .clone()
+                        .oneshot(req)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            per_call.push(t.elapsed().as_secs_f64() * 1e9 / iters as f64);
+        }
+        let s = stats(per_call);
+        if n == 0 {
+            base = s.median;
+        }
+        println!(
+            "| {n} | {:.0} [{:.0}–{:.0}] | {:.0} |",
+            s.median,
+            s.min,
+            s.max,
+            s.median - base
+        );
+    }
+    println!();
+    Ok(())
 }

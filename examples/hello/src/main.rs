@@ -1,5 +1,7 @@
-//! The Trellis demo: a worker runs `Greet`, which calls the activity `compose_greeting` and
-//! waits on a durable timer; a client starts it, prints the result and the history.
+//! The Trellis demo: one plugin, registered on the client, supplies everything a worker runs —
+//! the `Greet` workflow, the `compose_greeting` activity, an encryption codec and an
+//! interceptor. The worker itself registers nothing. The program prints the hooks in the order
+//! they ran, the workflow's result, and the history (whose payloads are encrypted).
 //!
 //! Run it with `cargo xtask demo` (starts a local dev server), or against a server of your own:
 //! `TEMPORAL_ADDRESS=127.0.0.1:7233 cargo run -p trellis-example-hello`.
@@ -7,7 +9,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use trellis_client::{Client, ClientConfig, WorkflowOptions};
-use trellis_example_hello::{compose_greeting, greet};
+use trellis_core_proto::PayloadExt;
+use trellis_core_proto::api::history::v1::history_event::Attributes;
+use trellis_example_hello::{HookLog, greetings_plugin};
 use trellis_worker::{Worker, WorkerConfig};
 
 #[tokio::main]
@@ -16,21 +20,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .init();
     let address = std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".into());
-    let client = Client::connect(ClientConfig::new(&address)).await?;
+    let log = HookLog::default();
+
+    // The user's one line: the plugin goes on the client and reaches its workers.
+    let client =
+        Client::connect(ClientConfig::new(&address).plugin(greetings_plugin(log.clone()))).await?;
     println!("Connected to {address}, namespace {}", client.namespace());
 
     let suffix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     let task_queue = format!("hello-{suffix}");
-    let worker = Worker::new(
-        &client,
-        WorkerConfig::new(&task_queue)
-            .workflow("Greet", greet)
-            .activity("compose_greeting", compose_greeting),
-    )
-    .await?;
+    // Nothing registered here: the workflow and activity come from the plugin.
+    let worker = Worker::new(&client, WorkerConfig::new(&task_queue)).await?;
+    println!(
+        "Worker on {task_queue} with plugins {:?}: workflows {:?}, activities {:?}",
+        worker.plugin_names(),
+        worker.workflow_names(),
+        worker.activity_names()
+    );
     let shutdown = worker.shutdown_handle();
     let running = tokio::spawn(worker.run());
-    println!("Worker polling task queue {task_queue}");
 
     let handle = client
         .start_workflow(
@@ -39,22 +47,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             WorkflowOptions::new(format!("greet-{suffix}"), &task_queue),
         )
         .await?;
-    println!(
-        "Started workflow {} (run {})",
-        handle.id(),
-        handle.run_id().unwrap_or("?")
-    );
     let result: String = handle.result().await?;
-    println!("Result: {result:?}");
 
     let history = handle.fetch_history().await?;
-    println!("History ({} events):", history.events.len());
-    for event in &history.events {
-        println!("  {:>3} {:?}", event.event_id, event.event_type());
-    }
-
     shutdown.shutdown();
     running.await??;
-    println!("Worker shut down cleanly");
+
+    println!("\nHooks, in the order they ran:");
+    for (i, line) in log.lock().expect("hook log").iter().enumerate() {
+        println!("  {:>2}. {line}", i + 1);
+    }
+    println!("\nResult: {result:?}");
+    println!("\nHistory ({} events):", history.events.len());
+    for event in &history.events {
+        let payload = match &event.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input.as_ref(),
+            Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => a.input.as_ref(),
+            Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => a.result.as_ref(),
+            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => a.result.as_ref(),
+            _ => None,
+        }
+        .and_then(|p| p.payloads.first());
+        let stored = payload.map_or(String::new(), |p| format!("  payload {}", p.describe()));
+        println!("  {:>3} {:?}{stored}", event.event_id, event.event_type());
+    }
+    println!("\nWorker shut down cleanly");
     Ok(())
 }
