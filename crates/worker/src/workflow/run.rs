@@ -415,6 +415,15 @@ impl WorkflowRun {
         };
         // The run's result is decided: futures dropped with the main one send no cancellations.
         self.shared.state.borrow_mut().closing = true;
+        let running = self.shared.state.borrow().running_updates;
+        if running > 0 {
+            tracing::warn!(
+                workflow_type = %self.shared.info.workflow_type,
+                workflow_id = %self.shared.info.workflow_id,
+                "the workflow finished while {running} update handler(s) still ran; their \
+                 callers get no result (await ctx.all_handlers_finished() before returning)"
+            );
+        }
         self.main = None;
         let variant = match result {
             Ok(payload) => {
@@ -461,15 +470,6 @@ impl WorkflowRun {
                 }
             },
         };
-        let running = self.shared.state.borrow().running_updates;
-        if running > 0 {
-            tracing::warn!(
-                workflow_type = %self.shared.info.workflow_type,
-                workflow_id = %self.shared.info.workflow_id,
-                "the workflow finished while {running} update handler(s) still ran; their \
-                 callers get no result (await ctx.all_handlers_finished() before returning)"
-            );
-        }
         self.shared.push_command(variant);
         Ok(())
     }
