@@ -1,4 +1,4 @@
-//! The Trellis worker: runs Rust workflows and activities on Temporal's core engine
+//! The Trellis worker: runs Rust workflows, activities and Nexus operation handlers on Temporal's core engine
 //! (`temporalio-sdk-core`).
 //!
 //! ```no_run
@@ -30,6 +30,7 @@
 //! - [`WorkflowContext`]: the deterministic API for workflow code (timers, activities, signals,
 //!   queries, time, randomness).
 //! - [`ActivityContext`]: info, heartbeats and cancellation for activity code.
+//! - [`nexus`]: Nexus service contracts and the handlers a worker serves.
 //!
 //! # How workflow code runs
 //!
@@ -49,6 +50,7 @@
 mod activity;
 mod error;
 pub mod interceptors;
+pub mod nexus;
 pub mod plugin;
 mod registry;
 pub mod replay;
