@@ -505,7 +505,7 @@ type CancelFn = Arc<
 >;
 
 #[derive(Clone)]
-struct OperationEntry {
+pub(crate) struct OperationEntry {
     name: String,
     start: StartFn,
     /// `None` for synchronous operations (nothing to cancel).

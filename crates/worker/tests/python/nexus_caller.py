@@ -37,7 +37,11 @@ class WeatherService:
 def describe(err: BaseException | None) -> dict | None:
     if err is None:
         return None
-    out = {"class": type(err).__name__, "message": str(err)}
+    message = getattr(err, "message", None)
+    out = {
+        "class": type(err).__name__,
+        "message": message if isinstance(message, str) else str(err),
+    }
     if isinstance(err, nexusrpc.HandlerError):
         out["type"] = err.type.name
         out["retryable"] = err.retryable
