@@ -1,7 +1,7 @@
 //! Trellis serving Nexus operations on a real dev server, called by a real Python SDK workflow
 //! (Trellis workflows cannot call Nexus operations yet): typed results, handler errors,
-//! operation errors, a panic retried, an unknown operation, inbound layers on the real path,
-//! and the endpoint helpers.
+//! operation errors, a panic retried, an unknown operation, an asynchronous operation cancelled,
+//! inbound layers on the real path, and the endpoint helpers.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,10 +36,29 @@ impl WeatherService {
     const GET_WEATHER: Operation<City, Forecast> = Operation::new("get_weather");
 }
 
-fn weather_service(flaky_attempts: Arc<AtomicU32>) -> NexusServiceHandler {
-    NexusServiceHandler::for_service::<WeatherService>().sync(
-        WeatherService::GET_WEATHER,
-        move |_ctx, city: City| {
+fn weather_service(
+    flaky_attempts: Arc<AtomicU32>,
+    cancelled: Arc<Mutex<Vec<String>>>,
+) -> NexusServiceHandler {
+    NexusServiceHandler::for_service::<WeatherService>()
+        .async_operation(
+            "watch",
+            |ctx, city: City| async move {
+                assert!(
+                    !ctx.callback_url().is_empty(),
+                    "an async start has a callback"
+                );
+                Ok(format!("watch-{}", city.name))
+            },
+            move |_ctx, token: String| {
+                let cancelled = cancelled.clone();
+                async move {
+                    cancelled.lock().unwrap().push(token);
+                    Ok(())
+                }
+            },
+        )
+        .sync(WeatherService::GET_WEATHER, move |_ctx, city: City| {
             let flaky_attempts = flaky_attempts.clone();
             async move {
                 match city.name.as_str() {
@@ -57,8 +76,7 @@ fn weather_service(flaky_attempts: Arc<AtomicU32>) -> NexusServiceHandler {
                     }),
                 }
             }
-        },
-    )
+        })
 }
 
 type Running = (
@@ -131,12 +149,13 @@ async fn python_workflow_calls_trellis_nexus_operations() {
     let endpoint_name = endpoint.spec.as_ref().unwrap().name.clone();
 
     let flaky_attempts = Arc::new(AtomicU32::new(0));
+    let cancelled = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let worker = spawn_worker(
         &client,
         WorkerConfig::new(&tq)
-            .nexus_service(weather_service(flaky_attempts.clone()))
+            .nexus_service(weather_service(flaky_attempts.clone(), cancelled.clone()))
             .nexus_inbound_layer(from_fn(
                 move |req: NexusInbound,
                       next: Next<NexusInbound, NexusInboundResponse, BoxError>| {
@@ -213,6 +232,13 @@ async fn python_workflow_calls_trellis_nexus_operations() {
         "{all}"
     );
 
+    // An asynchronous operation: Python got the token, and cancelling it delivered a cancel
+    // request with that token to the handler (acknowledged before Python's handle resolved).
+    let watch = case(&cases, "async-cancel");
+    assert_eq!(watch["token"], "watch-Oslo", "{all}");
+    assert_eq!(watch["error"]["class"], "CancelledError", "{all}");
+    assert_eq!(*cancelled.lock().unwrap(), ["watch-Oslo"]);
+
     // Every start passed through the inbound layer, which saw the endpoint.
     let seen = seen.lock().unwrap().clone();
     assert!(
@@ -224,6 +250,11 @@ async fn python_workflow_calls_trellis_nexus_operations() {
     assert!(
         seen.iter()
             .any(|s| s.starts_with("start_operation WeatherService/get_rain")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.starts_with("cancel_operation WeatherService/watch")),
         "{seen:?}"
     );
 

@@ -91,6 +91,31 @@ class CallWeather:
             }
 
 
+@workflow.defn
+class CancelWatch:
+    """Starts the asynchronous `watch` operation, then cancels it and waits until the handler
+    acknowledged the cancel request."""
+
+    @workflow.run
+    async def run(self, endpoint: str, operation: str, city: str) -> dict:
+        untyped = workflow.create_nexus_client(
+            service="WeatherService", endpoint=endpoint
+        )
+        handle = await untyped.start_operation(
+            operation,
+            City(city),
+            schedule_to_close_timeout=timedelta(seconds=30),
+            cancellation_type=workflow.NexusOperationCancellationType.WAIT_REQUESTED,
+        )
+        token = handle.operation_token
+        handle.cancel()
+        try:
+            await handle
+            return {"token": token, "error": None}
+        except NexusOperationError as err:
+            return {"token": token, "error": describe(err.__cause__)}
+
+
 CASES = [
     ("sync", "get_weather", "Paris"),
     ("handler-error", "get_weather", ""),
@@ -98,17 +123,21 @@ CASES = [
     ("non-retryable-app-error", "get_weather", "Nowhere"),
     ("panic-then-retry", "get_weather", "Flaky"),
     ("unknown-operation", "get_rain", "Paris"),
+    ("async-cancel", "watch", "Oslo"),
 ]
 
 
 async def main() -> None:
     address, endpoint, task_queue = sys.argv[1:4]
     client = await Client.connect(address)
-    async with Worker(client, task_queue=task_queue, workflows=[CallWeather]):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[CallWeather, CancelWatch]
+    ):
         for name, operation, city in CASES:
+            run = CancelWatch.run if name == "async-cancel" else CallWeather.run
             try:
                 out = await client.execute_workflow(
-                    CallWeather.run,
+                    run,
                     args=[endpoint, operation, city],
                     id=f"nexus-caller-{name}-{uuid.uuid4()}",
                     task_queue=task_queue,
