@@ -43,6 +43,7 @@ mod config;
 mod error;
 mod handle;
 pub mod interceptors;
+pub mod nexus;
 pub mod plugin;
 mod stack;
 

@@ -1,4 +1,4 @@
-//! `SimplePlugin`: one value that adds workflows, activities, a data converter (or a codec on
+//! `SimplePlugin`: one value that adds workflows, activities, Nexus services, a data converter (or a codec on
 //! top of the user's), interceptors, workflow failure types and code around each run to
 //! clients, workers and replayers — the way a plugin crate lets its users add a feature in one
 //! line.
@@ -25,11 +25,11 @@
 //! Every setting except interceptors and the run context is either a value or a function of
 //! the existing value, as in the other Temporal SDKs:
 //! - a single value (the data converter) **replaces**: [`SimplePlugin::data_converter`];
-//! - a list value (workflows, activities) **appends**: [`SimplePlugin::workflow`],
-//!   [`SimplePlugin::activities`];
+//! - a list value (workflows, activities, Nexus services) **appends**:
+//!   [`SimplePlugin::workflow`], [`SimplePlugin::activities`], [`SimplePlugin::nexus_service`];
 //! - a function **always replaces** with what it returns, given what is there now — an empty
 //!   list clears: [`SimplePlugin::data_converter_with`], [`SimplePlugin::workflows_with`],
-//!   [`SimplePlugin::activities_with`]. [`SimplePlugin::codec`] adds a codec to the existing
+//!   [`SimplePlugin::activities_with`], [`SimplePlugin::nexus_services_with`]. [`SimplePlugin::codec`] adds a codec to the existing
 //!   converter, keeping the user's own codecs.
 //!
 //! # Where each setting applies
@@ -39,6 +39,7 @@
 //! | data converter, codec | yes | (uses its client's) | yes |
 //! | workflows | | yes | yes |
 //! | activities | | yes | |
+//! | Nexus services | | yes | |
 //! | interceptors | client part | worker part | worker part |
 //! | workflow failure types | | yes | yes |
 //! | run context | | around the run | around each replay |
@@ -66,6 +67,7 @@ use serde::de::DeserializeOwned;
 use trellis_client::{BoxFuture, ClientConfig, ClientPlugin};
 use trellis_converter::{DataConverter, PayloadCodec};
 use trellis_interceptor::BoxError;
+use trellis_worker::nexus::NexusServiceHandler;
 use trellis_worker::plugin::{ReplayNext, RunNext};
 use trellis_worker::replay::{ReplayHistory, ReplayResult, ReplayerConfig};
 use trellis_worker::{
@@ -135,6 +137,7 @@ struct Settings {
     converter: Vec<ConverterStep>,
     workflows: Vec<ListStep<WorkflowDefinition>>,
     activities: Vec<ListStep<ActivityDefinition>>,
+    nexus_services: Vec<ListStep<NexusServiceHandler>>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     failure_types: Vec<fn(WorkerConfig) -> WorkerConfig>,
     run_context: Option<Arc<RunContextFn>>,
@@ -155,6 +158,7 @@ impl std::fmt::Debug for SimplePlugin {
             .field("converter_steps", &s.converter.len())
             .field("workflow_steps", &s.workflows.len())
             .field("activity_steps", &s.activities.len())
+            .field("nexus_service_steps", &s.nexus_services.len())
             .field("interceptors", &s.interceptors.len())
             .field("failure_types", &s.failure_types.len())
             .field("run_context", &s.run_context.is_some())
@@ -224,6 +228,30 @@ impl SimplePlugin {
         f: impl Fn(Vec<ActivityDefinition>) -> Vec<ActivityDefinition> + Send + Sync + 'static,
     ) -> Self {
         self.edit(|s| s.activities.push(ListStep::Replace(Arc::new(f))))
+    }
+
+    /// Adds a Nexus service (its handlers) to the worker: served for requests reaching the
+    /// worker's task queue through an endpoint.
+    ///
+    /// ```
+    /// use trellis_plugin_simple::SimplePlugin;
+    /// use trellis_worker::nexus::NexusServiceHandler;
+    ///
+    /// let plugin = SimplePlugin::new("acme.echo").nexus_service(
+    ///     NexusServiceHandler::new("EchoService")
+    ///         .sync_operation("echo", |_ctx, text: String| async move { Ok(text) }),
+    /// );
+    /// ```
+    pub fn nexus_service(self, handler: NexusServiceHandler) -> Self {
+        self.edit(|s| s.nexus_services.push(ListStep::Append(vec![handler])))
+    }
+
+    /// Replaces the worker's Nexus services with `f(existing)`; an empty list clears them.
+    pub fn nexus_services_with(
+        self,
+        f: impl Fn(Vec<NexusServiceHandler>) -> Vec<NexusServiceHandler> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|s| s.nexus_services.push(ListStep::Replace(Arc::new(f))))
     }
 
     /// Replaces the data converter of the client (and replayer). Prefer
@@ -300,8 +328,9 @@ impl SimplePlugin {
             })
     }
 
-    /// What this plugin adds to a worker's configuration (also a replayer's).
-    fn configure(&self, config: WorkerConfig, activities: bool) -> WorkerConfig {
+    /// What this plugin adds to a worker's configuration (also a replayer's: `worker` is false
+    /// there, so activities and Nexus services are left out).
+    fn configure(&self, config: WorkerConfig, worker: bool) -> WorkerConfig {
         let s = &self.settings;
         let mut config = config;
         if !s.workflows.is_empty() {
@@ -311,9 +340,16 @@ impl SimplePlugin {
                     .fold(existing, |list, step| step.apply(list))
             });
         }
-        if activities && !s.activities.is_empty() {
+        if worker && !s.activities.is_empty() {
             config = config.map_activities(|existing| {
                 s.activities
+                    .iter()
+                    .fold(existing, |list, step| step.apply(list))
+            });
+        }
+        if worker && !s.nexus_services.is_empty() {
+            config = config.map_nexus_services(|existing| {
+                s.nexus_services
                     .iter()
                     .fold(existing, |list, step| step.apply(list))
             });

@@ -783,3 +783,56 @@ async fn a_run_hook_calling_worker_run_runs_the_worker_not_the_chain_again() {
     assert_eq!(out, "Hello, direct!");
     env.shutdown().await.unwrap();
 }
+
+/// Nexus services follow the list rules: a value appends, a function replaces (empty clears);
+/// a duplicate service name names both sources, the plugin's included; a worker with only a
+/// plugin's Nexus service is valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexus_services_append_replace_and_name_their_plugin() {
+    use trellis_worker::nexus::NexusServiceHandler;
+    let echo = || {
+        NexusServiceHandler::new("EchoService")
+            .sync_operation("echo", |_ctx, text: String| async move { Ok(text) })
+    };
+    let adds = SimplePlugin::new("acme.echo").nexus_service(echo());
+    let config = WorkerConfig::new("q")
+        .nexus_service(NexusServiceHandler::new("Own"))
+        .plugin(adds.clone())
+        .apply_plugins()
+        .unwrap();
+    assert_eq!(config.nexus_service_names(), ["Own", "EchoService"]);
+
+    let replaces = SimplePlugin::new("acme.only").nexus_services_with(|existing| {
+        existing.into_iter().filter(|s| s.name() != "Own").collect()
+    });
+    let config = WorkerConfig::new("q")
+        .nexus_service(NexusServiceHandler::new("Own"))
+        .nexus_service(NexusServiceHandler::new("Kept"))
+        .plugin(replaces)
+        .apply_plugins()
+        .unwrap();
+    assert_eq!(config.nexus_service_names(), ["Kept"]);
+
+    let err = WorkerConfig::new("q")
+        .nexus_service(echo())
+        .plugin(adds.clone())
+        .apply_plugins()
+        .unwrap()
+        .nexus_inbound_service()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "duplicate Nexus service name \"EchoService\": registered by the worker's configuration \
+         and by plugin \"acme.echo\""
+    );
+
+    // Only a plugin's Nexus service: the worker starts (validation counts Nexus services).
+    let client = trellis_testing::client().await;
+    let worker = Worker::new(
+        &client,
+        WorkerConfig::new(trellis_testing::unique("nexus-only")).plugin(adds),
+    )
+    .await
+    .unwrap();
+    assert_eq!(worker.nexus_service_names(), ["EchoService"]);
+}

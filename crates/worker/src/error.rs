@@ -12,7 +12,7 @@ pub enum WorkerError {
     /// Two registrations share a name.
     #[error("duplicate {kind} name {name:?}: registered by {first} and by {second}")]
     Duplicate {
-        /// `workflow` or `activity`.
+        /// `workflow`, `activity`, `Nexus service` or `Nexus operation`.
         kind: &'static str,
         /// The shared name.
         name: String,

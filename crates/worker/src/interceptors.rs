@@ -7,7 +7,7 @@
 //! | activity outbound | [`ActivityOutbound`]: heartbeat, info | [`ActivityOutboundResponse`] | [`ActivityOutboundService`] (`Send`) |
 //! | workflow inbound | [`WorkflowInbound`]: execute, signal, query, validate update, update | [`WorkflowInboundResponse`] | [`WorkflowInboundService`] (per run, `!Send`) |
 //! | workflow outbound | [`WorkflowOutbound`]: schedule activity / local activity, start timer, start child, signal / cancel external, continue-as-new | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
-//! | Nexus inbound (types only: wired when Nexus handlers land) | [`NexusInbound`]: start, cancel operation | [`NexusInboundResponse`] | [`NexusService`] (`Send`) |
+//! | Nexus inbound | [`NexusInbound`]: start, cancel operation | [`NexusInboundResponse`] | [`NexusService`] (`Send`) |
 //!
 //! Register layers on [`WorkerConfig`](crate::WorkerConfig); the first registered is the
 //! outermost. Activity layers are any tower `Layer` (e.g. `tower::timeout::TimeoutLayer`,
@@ -148,9 +148,13 @@ pub type NexusHeaders = HashMap<String, String>;
 
 /// What reaches a Nexus operation handler: the Nexus inbound interception point.
 ///
-/// Types only for now: they are wired (with a `WorkerConfig` registration) when Nexus handlers
-/// land. A layer written against them with [`from_fn`](trellis_interceptor::from_fn) or any
-/// tower `Layer` keeps working then.
+/// Register layers with
+/// [`WorkerConfig::nexus_inbound_layer`](crate::WorkerConfig::nexus_inbound_layer): any tower
+/// `Layer` or a [`from_fn`](trellis_interceptor::from_fn) hook. A layer can read or change the
+/// request (headers, input), answer it without calling the handler, or fail it: a
+/// [`HandlerError`](crate::nexus::HandlerError) keeps its type (e.g. `UNAUTHORIZED`), an
+/// [`OperationError`](crate::nexus::OperationError) fails (or cancels) the operation, and any
+/// other error becomes an `INTERNAL` handler error.
 #[derive(Debug, Clone)]
 pub enum NexusInbound {
     /// Start an operation.
@@ -191,6 +195,22 @@ impl NexusInbound {
             Self::CancelOperation(x) => &x.operation,
         }
     }
+
+    /// The task carrying the request.
+    pub fn task(&self) -> &NexusTaskInfo {
+        match self {
+            Self::StartOperation(x) => &x.task,
+            Self::CancelOperation(x) => &x.task,
+        }
+    }
+
+    /// The request's name: `start_operation` or `cancel_operation`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StartOperation(_) => "start_operation",
+            Self::CancelOperation(_) => "cancel_operation",
+        }
+    }
 }
 
 /// Starting a Nexus operation.
@@ -208,10 +228,13 @@ pub struct NexusStartOperation {
     pub callback_headers: NexusHeaders,
     /// Links from the caller (e.g. to the workflow event that started the operation).
     pub links: Vec<NexusLink>,
-    /// The input, still encoded (`None` when the caller sent none).
+    /// The input, encoded by the payload converter (codecs have already run; `None` when
+    /// the caller sent none).
     pub input: Option<Payload>,
     /// The request's Nexus headers.
     pub headers: NexusHeaders,
+    /// The task: endpoint, deadline, cancellation.
+    pub task: NexusTaskInfo,
 }
 
 /// Cancelling a Nexus operation.
@@ -225,6 +248,21 @@ pub struct NexusCancelOperation {
     pub operation_token: String,
     /// The request's Nexus headers.
     pub headers: NexusHeaders,
+    /// The task: endpoint, deadline, cancellation.
+    pub task: NexusTaskInfo,
+}
+
+/// Facts about the Nexus task carrying a request.
+#[derive(Debug, Clone, Default)]
+pub struct NexusTaskInfo {
+    /// The endpoint the caller addressed.
+    pub endpoint: String,
+    /// When the caller stops waiting for this request (from its `Request-Timeout`), if known.
+    pub request_deadline: Option<std::time::SystemTime>,
+    /// Cancelled when the engine gives up on the task (its deadline passed, or the worker is
+    /// shutting down): the handler's future is dropped then, and this token lets work it
+    /// spawned elsewhere stop too.
+    pub cancellation: tokio_util::sync::CancellationToken,
 }
 
 /// A Nexus link, as the Temporal API defines it (`url`, `type`).

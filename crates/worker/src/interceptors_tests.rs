@@ -261,6 +261,7 @@ async fn nexus_inbound_layers_see_start_and_cancel_with_headers() {
         operation: "charge".into(),
         operation_token: "t".into(),
         headers: NexusHeaders::new(),
+        task: NexusTaskInfo::default(),
     });
     let err = svc.oneshot(cancel).await.unwrap_err();
     assert_eq!(err.to_string(), "cancel refused by a layer");

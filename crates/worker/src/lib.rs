@@ -1,4 +1,4 @@
-//! The Trellis worker: runs Rust workflows and activities on Temporal's core engine
+//! The Trellis worker: runs Rust workflows, activities and Nexus operation handlers on Temporal's core engine
 //! (`temporalio-sdk-core`).
 //!
 //! ```no_run
@@ -32,6 +32,7 @@
 //!   side effects, continue-as-new, cancellation scopes, memo/search attribute upserts, time
 //!   and randomness (see `docs/workflows.md`).
 //! - [`ActivityContext`]: info, heartbeats and cancellation for activity code.
+//! - [`nexus`]: Nexus service contracts and the handlers a worker serves.
 //!
 //! # How workflow code runs
 //!
@@ -51,6 +52,7 @@
 mod activity;
 mod error;
 pub mod interceptors;
+pub mod nexus;
 pub mod plugin;
 mod registry;
 pub mod replay;

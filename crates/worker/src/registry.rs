@@ -234,7 +234,7 @@ pub(crate) type ActivityRegistry = Registry<ActivityFn>;
 impl<T: Clone> Registry<T> {
     /// Builds a registry from `(source, name, value)` entries, refusing a name given twice;
     /// `source` says where each entry came from, for the error message.
-    fn build<'a>(
+    pub(crate) fn build<'a>(
         kind: &'static str,
         entries: impl IntoIterator<Item = (&'a str, &'a str, bool, &'a T)>,
     ) -> Result<Self, WorkerError>

@@ -25,8 +25,12 @@ use crate::activity::{
 use crate::error::{ActivityError, WorkerError, WorkflowError};
 use crate::interceptors::{
     ActivityLayer, ActivityOutbound, ActivityOutboundLayer, ActivityOutboundResponse,
-    ActivityOutboundService, ActivityRequest, ActivityService, WorkflowInboundService,
-    WorkflowLayers, WorkflowOutboundService,
+    ActivityOutboundService, ActivityRequest, ActivityService, NexusInbound, NexusInboundResponse,
+    NexusLayer, NexusService, WorkflowInboundService, WorkflowLayers, WorkflowOutboundService,
+};
+use crate::nexus::runner::run_nexus;
+use crate::nexus::{
+    HandlerEnv, NexusRegistry, NexusServiceHandler, base_nexus_service, build_nexus_registry,
 };
 use crate::plugin::{
     Interceptor, RunNext, SharedPlugin, WorkerPlugin, named, unbox, worker_plugins,
@@ -53,13 +57,17 @@ pub struct WorkerConfig {
     pub max_concurrent_workflow_tasks: usize,
     /// How many activity attempts may run at once.
     pub max_concurrent_activities: usize,
+    /// How many Nexus requests may be handled at once.
+    pub max_concurrent_nexus_tasks: usize,
     /// After shutdown starts, how long running activities may take before they are asked to
     /// cancel. `None` waits for them however long they take.
     pub graceful_shutdown_timeout: Option<Duration>,
     workflows: Vec<(String, WorkflowDefinition)>,
     activities: Vec<(String, ActivityDefinition)>,
+    nexus_services: Vec<(String, NexusServiceHandler)>,
     activity_layers: Vec<ActivityLayer>,
     activity_outbound_layers: Vec<ActivityOutboundLayer>,
+    nexus_layers: Vec<NexusLayer>,
     workflow_layers: WorkflowLayers,
     plugins: Vec<SharedPlugin>,
     interceptors: Vec<Arc<dyn Interceptor>>,
@@ -86,10 +94,16 @@ impl std::fmt::Debug for WorkerConfig {
                 &self.max_concurrent_workflow_tasks,
             )
             .field("max_concurrent_activities", &self.max_concurrent_activities)
+            .field(
+                "max_concurrent_nexus_tasks",
+                &self.max_concurrent_nexus_tasks,
+            )
             .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
             .field("workflows", &self.workflow_names())
             .field("activities", &self.activity_names())
+            .field("nexus_services", &self.nexus_service_names())
             .field("activity_layers", &self.activity_layers.len())
+            .field("nexus_layers", &self.nexus_layers.len())
             .field("plugins", &self.plugin_names())
             .field("interceptors", &self.interceptors.len())
             .field(
@@ -111,11 +125,14 @@ impl WorkerConfig {
             max_cached_workflows: 1000,
             max_concurrent_workflow_tasks: 100,
             max_concurrent_activities: 100,
+            max_concurrent_nexus_tasks: 100,
             graceful_shutdown_timeout: None,
             workflows: Vec::new(),
             activities: Vec::new(),
+            nexus_services: Vec::new(),
             activity_layers: Vec::new(),
             activity_outbound_layers: Vec::new(),
+            nexus_layers: Vec::new(),
             workflow_layers: WorkflowLayers::default(),
             plugins: Vec::new(),
             interceptors: Vec::new(),
@@ -207,6 +224,21 @@ impl WorkerConfig {
         self
     }
 
+    /// Replaces the registered Nexus services with what `f` returns, given those registered
+    /// now (sources as for [`WorkerConfig::map_workflows`]).
+    pub fn map_nexus_services(
+        mut self,
+        f: impl FnOnce(Vec<NexusServiceHandler>) -> Vec<NexusServiceHandler>,
+    ) -> Self {
+        self.nexus_services = remap(
+            &self.source,
+            std::mem::take(&mut self.nexus_services),
+            NexusServiceHandler::name,
+            f,
+        );
+        self
+    }
+
     /// Runs `configure_worker` of each of `plugins`, in order; registrations they make are
     /// reported as theirs.
     fn configure_with(mut self, plugins: &[SharedPlugin]) -> Result<Self, WorkerError> {
@@ -236,6 +268,26 @@ impl WorkerConfig {
         Ok(layered_activity_service(
             Arc::new(activities),
             &self.activity_layers,
+        ))
+    }
+
+    /// The Nexus inbound stack this configuration describes — every Nexus inbound layer
+    /// around the registered services — as one tower service, to call in-process with a
+    /// [`NexusInbound`](crate::interceptors::NexusInbound) request (unit tests of handlers and
+    /// layers). Handlers see the default data converter and no client. Fails on duplicate
+    /// names.
+    pub fn nexus_inbound_service(&self) -> Result<NexusService, WorkerError> {
+        let registry = build_nexus_registry(&self.nexus_services)?;
+        let env = Arc::new(HandlerEnv {
+            namespace: String::new(),
+            task_queue: self.task_queue.clone(),
+            converter: DataConverter::default(),
+            client: None,
+        });
+        Ok(layered_nexus_service(
+            Arc::new(registry),
+            env,
+            &self.nexus_layers,
         ))
     }
 
@@ -322,6 +374,45 @@ impl WorkerConfig {
             .push(ActivityOutboundLayer::new(tower::layer::layer_fn(
                 move |inner: ActivityOutboundService| {
                     ActivityOutboundService::new(layer.layer(inner).map_err(Into::into))
+                },
+            )));
+        self
+    }
+
+    /// Adds a tower layer around every Nexus request (start and cancel operation) this worker
+    /// handles; the first added is the outermost. Any layer whose service keeps the request
+    /// and response types fits, or a hook made with [`from_fn`](trellis_interceptor::from_fn):
+    ///
+    /// ```
+    /// use trellis_interceptor::{BoxError, Next, from_fn};
+    /// use trellis_worker::WorkerConfig;
+    /// use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
+    /// use trellis_worker::nexus::{HandlerError, HandlerErrorType};
+    ///
+    /// let config = WorkerConfig::new("weather").nexus_inbound_layer(from_fn(
+    ///     |req: NexusInbound, next: Next<NexusInbound, NexusInboundResponse, BoxError>| async move {
+    ///         if req.headers().get("x-tenant").is_none() {
+    ///             return Err(HandlerError::new(HandlerErrorType::Unauthorized, "no tenant").into());
+    ///         }
+    ///         next.run(req).await
+    ///     },
+    /// ));
+    /// ```
+    pub fn nexus_inbound_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<NexusService> + Send + Sync + 'static,
+        L::Service: tower::Service<NexusInbound, Response = NexusInboundResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<NexusInbound>>::Error: Into<BoxError> + 'static,
+        <L::Service as tower::Service<NexusInbound>>::Future: Send + 'static,
+    {
+        self.nexus_layers
+            .push(NexusLayer::new(tower::layer::layer_fn(
+                move |inner: NexusService| {
+                    NexusService::new(layer.layer(inner).map_err(Into::into))
                 },
             )));
         self
@@ -420,6 +511,14 @@ impl WorkerConfig {
         self.register_activity(ActivityDefinition::dynamic(f))
     }
 
+    /// Serves a Nexus service: its operations run on this worker for requests reaching its
+    /// task queue through an endpoint (see [`crate::nexus`]). Two services of one name are a
+    /// [`WorkerError::Duplicate`] naming both sources.
+    pub fn nexus_service(mut self, handler: NexusServiceHandler) -> Self {
+        self.nexus_services.push((self.current_source(), handler));
+        self
+    }
+
     /// Registers a workflow definition.
     pub fn register_workflow(mut self, definition: WorkflowDefinition) -> Self {
         self.workflows.push((self.current_source(), definition));
@@ -444,6 +543,11 @@ impl WorkerConfig {
     /// The registered activity type names, in registration order.
     pub fn activity_names(&self) -> Vec<&str> {
         self.activities.iter().map(|(_, d)| d.name()).collect()
+    }
+
+    /// The registered Nexus service names, in registration order.
+    pub fn nexus_service_names(&self) -> Vec<&str> {
+        self.nexus_services.iter().map(|(_, h)| h.name()).collect()
     }
 }
 
@@ -515,10 +619,13 @@ pub struct Worker {
     _runtime: CoreRuntime,
     workflows: Arc<WorkflowRegistry>,
     activities: Arc<ActivityRegistry>,
+    nexus: Arc<NexusRegistry>,
     activity_layers: Vec<ActivityLayer>,
     activity_outbound_layers: Vec<ActivityOutboundLayer>,
+    nexus_layers: Vec<NexusLayer>,
     workflow_layers: WorkflowLayers,
     converter: DataConverter,
+    client: Client,
     namespace: String,
     task_queue: String,
     shutdown: ShutdownHandle,
@@ -535,6 +642,7 @@ impl std::fmt::Debug for Worker {
             .field("task_queue", &self.task_queue)
             .field("workflows", &self.workflows.names())
             .field("activities", &self.activities.names())
+            .field("nexus_services", &self.nexus.names())
             .field("plugins", &self.plugin_names())
             .finish_non_exhaustive()
     }
@@ -550,7 +658,10 @@ impl Worker {
         if config.task_queue.is_empty() {
             return Err(WorkerError::Config("the task queue is empty".into()));
         }
-        if config.workflows.is_empty() && config.activities.is_empty() {
+        if config.workflows.is_empty()
+            && config.activities.is_empty()
+            && config.nexus_services.is_empty()
+        {
             let from = if plugins.is_empty() {
                 String::new()
             } else {
@@ -558,11 +669,12 @@ impl Worker {
                 format!(", neither by the worker nor by its plugins {names:?}")
             };
             return Err(WorkerError::Config(format!(
-                "at least one workflow or activity must be registered (task queue {:?}{from})",
+                "at least one workflow, activity or Nexus service must be registered (task queue {:?}{from})",
                 config.task_queue
             )));
         }
         let (workflows, activities) = config.registries()?;
+        let nexus = build_nexus_registry(&config.nexus_services)?;
         let init_err = |cause: String| WorkerError::Init {
             task_queue: config.task_queue.clone(),
             cause,
@@ -588,12 +700,13 @@ impl Worker {
                 // Local activities (and side effects) run for this worker's own workflows.
                 enable_local_activities: !config.workflows.is_empty(),
                 enable_remote_activities: !config.activities.is_empty(),
-                enable_nexus: false,
+                enable_nexus: !nexus.is_empty(),
             })
             .versioning_strategy(WorkerVersioningStrategy::None { build_id })
             .max_cached_workflows(config.max_cached_workflows)
             .max_outstanding_workflow_tasks(max_tasks)
             .max_outstanding_activities(config.max_concurrent_activities.max(1))
+            .max_outstanding_nexus_tasks(config.max_concurrent_nexus_tasks.max(1))
             .maybe_graceful_shutdown_period(config.graceful_shutdown_timeout)
             .plugins(
                 plugins
@@ -614,10 +727,13 @@ impl Worker {
             _runtime: runtime,
             workflows: Arc::new(workflows),
             activities: Arc::new(activities),
+            nexus: Arc::new(nexus),
             activity_layers: config.activity_layers,
             activity_outbound_layers: config.activity_outbound_layers,
+            nexus_layers: config.nexus_layers,
             workflow_layers: config.workflow_layers,
             converter: client.data_converter().clone(),
+            client: client.clone(),
             namespace: client.namespace().to_owned(),
             task_queue: config.task_queue,
             shutdown: ShutdownHandle::default(),
@@ -639,6 +755,11 @@ impl Worker {
     /// The activity types this worker serves, sorted.
     pub fn activity_names(&self) -> Vec<String> {
         self.activities.names()
+    }
+
+    /// The Nexus services this worker serves, sorted.
+    pub fn nexus_service_names(&self) -> Vec<String> {
+        self.nexus.names()
     }
 
     /// The namespace this worker polls.
@@ -690,10 +811,13 @@ impl Worker {
             _runtime,
             workflows,
             activities,
+            nexus,
             activity_layers,
             activity_outbound_layers,
+            nexus_layers,
             workflow_layers,
             converter,
+            client,
             namespace,
             task_queue,
             shutdown,
@@ -701,6 +825,16 @@ impl Worker {
             in_chain: _,
         } = self;
         let mut loops = JoinSet::new();
+        if !nexus.is_empty() {
+            let env = Arc::new(HandlerEnv {
+                namespace: namespace.clone(),
+                task_queue: task_queue.clone(),
+                converter: converter.clone(),
+                client: Some(client),
+            });
+            let service = layered_nexus_service(nexus.clone(), env, &nexus_layers);
+            loops.spawn(run_nexus(core.clone(), service, converter.clone()));
+        }
         if !workflows.is_empty() {
             let thread = WorkflowThread::spawn(ThreadSetup {
                 registry: workflows.clone(),
@@ -730,7 +864,7 @@ impl Worker {
                 task_queue.clone(),
             ));
         }
-        tracing::info!(task_queue = %task_queue, workflows = ?workflows.names(), activities = ?activities.names(), "worker running");
+        tracing::info!(task_queue = %task_queue, workflows = ?workflows.names(), activities = ?activities.names(), nexus_services = ?nexus.names(), "worker running");
 
         let mut first_error = None;
         tokio::select! {
@@ -763,6 +897,20 @@ fn layered_activity_service(
         .iter()
         .rev()
         .fold(base_activity_service(activities), |service, layer| {
+            tower::Layer::layer(layer, service)
+        })
+}
+
+/// The registered Nexus services inside `layers` (the first is outermost).
+fn layered_nexus_service(
+    registry: Arc<NexusRegistry>,
+    env: Arc<HandlerEnv>,
+    layers: &[NexusLayer],
+) -> NexusService {
+    layers
+        .iter()
+        .rev()
+        .fold(base_nexus_service(registry, env), |service, layer| {
             tower::Layer::layer(layer, service)
         })
 }

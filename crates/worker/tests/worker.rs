@@ -501,7 +501,7 @@ async fn duplicate_and_empty_registrations_are_clear_errors() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("at least one workflow or activity"),
+            .contains("at least one workflow, activity or Nexus service"),
         "{err}"
     );
 }

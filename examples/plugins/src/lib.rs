@@ -11,6 +11,7 @@
 //! | `encryption` | an encryption codec on top of the user's own converter and codec |
 //! | `tracing-plugin` | the tracing interceptor on client and worker |
 //! | `run-context` | code around each worker run (open and flush an audit sink) |
+//! | `nexus` | a Nexus service (`WeatherService.get_weather`) served by the worker |
 //! | `advanced` | a plugin on the traits directly: connection hook, run hook, SimplePlugin reused |
 
 use std::error::Error;
@@ -24,6 +25,7 @@ use trellis_worker::{Worker, WorkerConfig};
 pub mod advanced;
 pub mod builtin_activity;
 pub mod encryption;
+pub mod nexus;
 pub mod run_context;
 pub mod tracing_plugin;
 pub mod workflow_library;

@@ -16,6 +16,14 @@ async fn builtin_activity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexus_service_from_a_plugin() {
+    assert_eq!(
+        ex::nexus::run(address().await).await.unwrap(),
+        "serving [WeatherService]; Lisbon 16°C"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_library() {
     assert_eq!(
         ex::workflow_library::run(address().await).await.unwrap(),
