@@ -51,6 +51,12 @@ async fn the_demo_plugin_supplies_everything_and_reports_its_hooks_in_order() {
     // The worker's run (in its own task) enters the context before it runs any activity,
     // however it interleaves with the client's start; it exits last.
     let pos = |want: &str| lines.iter().position(|l| l.starts_with(want)).unwrap();
-    assert!(pos("run_context: enter") < pos("activity interceptor"), "{lines:#?}");
-    assert!(lines.last().unwrap().starts_with("run_context: exit"), "{lines:#?}");
+    assert!(
+        pos("run_context: enter") < pos("activity interceptor"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("run_context: exit"),
+        "{lines:#?}"
+    );
 }

@@ -7,6 +7,7 @@
 //! | program | what the plugin adds |
 //! | --- | --- |
 //! | `builtin-activity` | an activity users' workflows call by name |
+//! | `builtin-child` | a workflow users run as a child of theirs (with the activity it calls) |
 //! | `workflow-library` | a typed library function for workflow code, with the activity it needs |
 //! | `encryption` | an encryption codec on top of the user's own converter and codec |
 //! | `tracing-plugin` | the tracing interceptor on client and worker |
@@ -24,6 +25,7 @@ use trellis_worker::{Worker, WorkerConfig};
 
 pub mod advanced;
 pub mod builtin_activity;
+pub mod builtin_child;
 pub mod encryption;
 pub mod nexus;
 pub mod run_context;

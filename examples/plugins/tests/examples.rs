@@ -70,3 +70,11 @@ async fn advanced_plugin_sees_the_rpcs() {
     // completion, and the result's history fetch.
     assert!(rpcs >= 7, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_child_workflow() {
+    assert_eq!(
+        ex::builtin_child::run(address().await).await.unwrap(),
+        "order #1 approved (score 12)"
+    );
+}
