@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use trellis_client::{Client, ClientConfig};
 use trellis_plugin_simple::SimplePlugin;
-use trellis_worker::{ActivityContext, ActivityError, WorkerConfig, WorkflowContext, WorkflowError};
+use trellis_worker::{
+    ActivityContext, ActivityError, WorkerConfig, WorkflowContext, WorkflowError,
+};
 
 use crate::AnyError;
 
@@ -66,7 +68,10 @@ async fn checkout(ctx: WorkflowContext, order: Order) -> Result<String, Workflow
     Ok(if verdict.approved {
         format!("order {} approved (score {})", order.id, verdict.score)
     } else {
-        format!("order {} held for review (score {})", order.id, verdict.score)
+        format!(
+            "order {} held for review (score {})",
+            order.id, verdict.score
+        )
     })
 }
 
