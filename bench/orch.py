@@ -344,7 +344,8 @@ def report(rows, a, meta, layers_md):
     out += ["", "Same-round ratios, Trellis converter ÷ peer converter: " + "; ".join(
         f"{p} {mmm(same_round(C, lambda r: True, lambda r: r['dc_ns_median'], den=p), '{:.3f}')}"
         for p in ["rust-official", "python"] if p in peers), ""]
-    out += ["## D. Plugin layers on the activity call (Trellis, in process)", "", layers_md.strip(), ""]
+    out += ["## D. Plugin layers on the activity call (Trellis, in process)", "",
+            layers_md.strip().replace("\n## ", "\n### ").replace("## ", "### ", 1), ""]
     out += ["## Issue 9 targets", "", "| target | measured (median over rounds) | met? |", "| --- | --- | --- |"]
 
     def target(name, vals, ok):
