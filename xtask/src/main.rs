@@ -178,7 +178,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     let cli = trellis_testing::temporal_cli()?;
     let python = trellis_testing::python()?;
     println!("== build the Trellis peer (release)");
-    run(cargo().args([
+    // `cargo xtask` runs this binary with the xtask crate's CARGO_MANIFEST_DIR set; build
+    // scripts that track it (ring's) would rebuild the release tree on every run, so drop it.
+    run(cargo().env_remove("CARGO_MANIFEST_DIR").args([
         "build",
         "--release",
         "--quiet",
@@ -193,6 +195,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("bench-peers"));
     run(cargo()
+        .env_remove("CARGO_MANIFEST_DIR")
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(root.join("bench/peers/rust-official/Cargo.toml"))
         .env("CARGO_TARGET_DIR", &official_target))?;
