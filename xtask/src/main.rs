@@ -7,9 +7,14 @@
 //!   the hooks in the order they ran, the workflow's result and the (encrypted) history.
 //! - `test`: rustfmt check, clippy with warnings denied, then every test against one dev server
 //!   started for the run (the Python SDK interop tests get a project-local venv).
-//! - `bench [--rounds N]`: on a fresh dev server, replay throughput (short and long
-//!   histories), converter cost next to plain serde_json, codec MB/s — a markdown report, built
-//!   in release mode.
+//! - `bench [--rounds N] [--quick] [orchestrator flags]`: Trellis side by side with the official
+//!   Rust SDK and the Python SDK (sandboxed and unsandboxed) — end to end on a fresh dev server
+//!   per run, replay, converter, plugin layers — as a markdown report (see `docs/benchmarks.md`).
+//!   Installs the CLI and the Python venv, builds the Trellis peer and the official-SDK peer
+//!   (`bench/peers/rust-official`, outside the workspace, own target dir) in release mode, then
+//!   runs `bench/orch.py`. `--quick` is a one-round smoke run with tiny workloads.
+//! - `bench-trellis [--rounds N]`: Trellis alone on one dev server (replay, converter, codec
+//!   MB/s, layers): the quick in-repo numbers, no peers.
 //! - `python-env`: creates `.tools/venv` with the Temporal Python SDK (used by interop tests).
 
 use std::process::{Command, ExitCode};
@@ -23,10 +28,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("bench-trellis") => bench_trellis(&args[1..]),
         Some("python-env") => trellis_testing::python().map(|p| println!("{}", p.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev-server [--port N] | demo | test | bench [--rounds N] | python-env>"
+                "usage: cargo xtask <dev-server [--port N] | demo | test | bench [--rounds N] [--quick] | bench-trellis [--rounds N] | python-env>"
             );
             return ExitCode::from(2);
         }
@@ -121,7 +127,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     result
 }
 
-fn bench(extra: &[String]) -> Result<(), String> {
+fn bench_trellis(extra: &[String]) -> Result<(), String> {
     let server = DevServer::start(Some(std::process::id()))?;
     let result = run(cargo()
         .args([
@@ -136,4 +142,101 @@ fn bench(extra: &[String]) -> Result<(), String> {
         .args(extra));
     server.stop();
     result
+}
+
+/// The cargo target directory of the workspace build (`CARGO_TARGET_DIR` or `target/`).
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .map(|d| {
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_root().join(d)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo xtask bench`: installs the tools, builds the peers in release mode and runs the
+/// side-by-side orchestrator (`bench/orch.py`); the report lands in `target/bench/report.md`.
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut rounds = "3".to_owned();
+    let mut quick = false;
+    let mut passthrough = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => rounds = it.next().ok_or("--rounds needs a value")?.clone(),
+            "--quick" => quick = true,
+            _ => passthrough.push(a.clone()),
+        }
+    }
+    let root = workspace_root();
+    println!("== tools");
+    let cli = trellis_testing::temporal_cli()?;
+    let python = trellis_testing::python()?;
+    println!("== build the Trellis peer (release)");
+    // `cargo xtask` runs this binary with the xtask crate's CARGO_MANIFEST_DIR set; build
+    // scripts that track it (ring's) would rebuild the release tree on every run, so drop it.
+    run(cargo().env_remove("CARGO_MANIFEST_DIR").args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "trellis-example-bench",
+        "--bins",
+    ]))?;
+    let trellis_bin = target_dir().join("release");
+    println!("== build the official Rust SDK peer (release, outside the workspace)");
+    let official_target = std::env::var_os("TRELLIS_BENCH_PEERS_TARGET")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("bench-peers"));
+    run(cargo()
+        .env_remove("CARGO_MANIFEST_DIR")
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("bench/peers/rust-official/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &official_target))?;
+    let out = root.join("target").join("bench");
+    let mut command = format!("cargo xtask bench {}", args.join(" "));
+    command = command.trim_end().to_owned();
+    let mut orch = Command::new(&python);
+    orch.arg(root.join("bench/orch.py"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--rounds", &rounds, "--command", &command]);
+    if quick {
+        orch.args([
+            "--rounds",
+            "1",
+            "--ns",
+            "50",
+            "--warmup",
+            "5",
+            "--rec-echo",
+            "10",
+            "--rec-loops",
+            "3",
+            "--loop-len",
+            "20",
+            "--replay-reps",
+            "1",
+            "--convert-iters",
+            "5000",
+            "--convert-reps",
+            "1",
+            "--layers-rounds",
+            "1",
+        ]);
+    }
+    orch.args(&passthrough)
+        .env("TEMPORAL_BIN", &cli)
+        .env("PEER_PY", &python)
+        .env("TRELLIS_BIN", &trellis_bin)
+        .env("OFFICIAL_BIN", official_target.join("release"))
+        .env("PEERS_DIR", root.join("bench/peers"));
+    println!("== run (report: {})", out.join("report.md").display());
+    run(&mut orch)
 }

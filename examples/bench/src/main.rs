@@ -1,8 +1,11 @@
 //! `trellis-bench`: the measurements behind `cargo xtask bench`, printed as a markdown report.
 //!
 //! ```text
-//! trellis-bench [--address HOST:PORT] [--rounds N]
+//! trellis-bench [--address HOST:PORT] [--rounds N] [--only layers]
 //! ```
+//!
+//! `--only layers` runs just the in-process layer measurements (no server needed); it is what
+//! `cargo xtask bench` runs as part D of its side-by-side report.
 //!
 //! - **Replay**: records a short history (one activity) and a long one (100 activities) on the
 //!   server, then replays each repeatedly: histories/s (median of rounds, with min–max).
@@ -82,13 +85,23 @@ fn one_kib_doc() -> Doc {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut address = "127.0.0.1:7233".to_owned();
     let mut rounds = 5usize;
+    let mut only_layers = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--address" => address = args.next().ok_or("--address needs a value")?,
             "--rounds" => rounds = args.next().ok_or("--rounds needs a value")?.parse()?,
+            "--only" => match args.next().as_deref() {
+                Some("layers") => only_layers = true,
+                other => return Err(format!("--only takes `layers`, not {other:?}").into()),
+            },
             other => return Err(format!("unknown flag {other}").into()),
         }
+    }
+    if only_layers {
+        layers_bench(rounds).await;
+        plugin_layers_bench(rounds).await?;
+        return Ok(());
     }
     println!("# Trellis benchmarks\n");
     println!("{rounds} rounds; median [min–max].\n");
