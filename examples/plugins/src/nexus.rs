@@ -6,44 +6,19 @@
 //! own Nexus inbound stack in-process. `crates/worker/tests/nexus.rs` has a Python SDK workflow
 //! call the same kind of service through the server.
 
-use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use trellis_client::{Client, ClientConfig, nexus};
 use trellis_plugin_simple::SimplePlugin;
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse, NexusStartOperation};
-use trellis_worker::nexus::{NexusError, NexusServiceHandler, Operation, Service};
+use trellis_worker::nexus::{NexusError, NexusServiceHandler, Service};
 use trellis_worker::{Worker, WorkerConfig};
 
 use crate::AnyError;
 
-/// The input of `get_weather`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct City {
-    /// The city's name.
-    pub name: String,
-}
-
-/// The output of `get_weather`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Forecast {
-    /// The city.
-    pub city: String,
-    /// The temperature.
-    pub celsius: i32,
-}
-
-/// The contract, shared by the handler and (later) callers.
-#[derive(Debug)]
-pub struct WeatherService;
-
-impl Service for WeatherService {
-    const NAME: &'static str = "WeatherService";
-}
-
-impl WeatherService {
-    /// Today's forecast for a city.
-    pub const GET_WEATHER: Operation<City, Forecast> = Operation::new("get_weather");
-}
+// The contract: `City`, `Forecast` and `WeatherService` (with `WeatherService::GET_WEATHER`),
+// generated from `proto/acme/weather/v1/weather.proto` by `cargo xtask codegen`. The handler
+// and every caller share it.
+include!("gen/acme.weather.v1.rs");
 
 /// The handlers (a real plugin calls a weather API).
 pub fn handler() -> NexusServiceHandler {
