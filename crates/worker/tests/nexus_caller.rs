@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use trellis_client::{Client, ClientError, WorkflowOptions, nexus};
+use trellis_core_proto::api::enums::v1::EventType;
 use trellis_core_proto::api::failure::v1::failure::FailureInfo;
 use trellis_interceptor::{BoxError, LocalNext, Next, from_fn, local_from_fn};
 use trellis_testing::{client, unique};
@@ -354,6 +355,22 @@ async fn trellis_workflow_calls_trellis_nexus_operations() {
         .fetch_history()
         .await
         .unwrap();
+    // Two operations scheduled, the first with its summary.
+    let scheduled: Vec<_> = history
+        .events
+        .iter()
+        .filter(|e| e.event_type() == EventType::NexusOperationScheduled)
+        .collect();
+    assert_eq!(scheduled.len(), 2);
+    let summary = scheduled[0]
+        .user_metadata
+        .as_ref()
+        .and_then(|m| m.summary.as_ref())
+        .expect("the operation's summary is in the history");
+    let summary: String = trellis_converter::DataConverter::default()
+        .decode(summary)
+        .unwrap();
+    assert_eq!(summary, "the weather in Paris");
     let results = replay_histories(
         &ReplayerConfig::new(WorkerConfig::new("replay").workflow("CallWeather", call_weather)),
         vec![ReplayHistory::new("server", &sync_id, history)],
