@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
 use trellis_client::{Client, ClientError, WorkflowOptions, nexus};
 use trellis_core_proto::api::enums::v1::EventType;
@@ -216,6 +217,32 @@ async fn call_weather(ctx: WorkflowContext, input: Case) -> Result<String, Workf
             ctx.timer(Duration::from_secs(2)).await;
             format!("token={token} dropped")
         }
+        "drop-while-starting" => {
+            // A slow synchronous operation is still starting when its future is dropped (a
+            // cancellation request goes out); the run carries on with another operation.
+            let slow = weather
+                .operation(WeatherService::SLOW, &city("Quito"))
+                .schedule_to_close_timeout(timeout)
+                .run();
+            let waited = match select(
+                Box::pin(slow),
+                Box::pin(ctx.timer(Duration::from_millis(500))),
+            )
+            .await
+            {
+                Either::Left((r, _)) => format!("finished first: {r:?}"),
+                Either::Right(((), slow)) => {
+                    drop(slow);
+                    "dropped".to_owned()
+                }
+            };
+            let f = weather
+                .operation(WeatherService::GET_WEATHER, &city("Lima"))
+                .schedule_to_close_timeout(timeout)
+                .run()
+                .await?;
+            format!("{waited}, then {} {}", f.city, f.celsius)
+        }
         other => format!("no case {other}"),
     })
 }
@@ -297,6 +324,23 @@ async fn trellis_workflow_calls_trellis_nexus_operations() {
         cancelled.lock().unwrap().contains(&"watch-Oslo".to_owned()),
         "{:?}",
         cancelled.lock().unwrap()
+    );
+
+    // Dropping an operation that is still starting; the run goes on, and replays.
+    let (id, out) = run_case(&s, "CallWeather", "drop-while-starting").await;
+    assert_eq!(out, "dropped, then Lima 4");
+    let history = s
+        .client
+        .workflow_handle(id, None)
+        .fetch_history()
+        .await
+        .unwrap();
+    assert!(
+        history
+            .events
+            .iter()
+            .any(|e| e.event_type() == EventType::NexusOperationCancelRequested),
+        "no cancel request in the history"
     );
 
     // Dropping the handle cancels the operation.
