@@ -545,3 +545,217 @@ impl<O: DeserializeOwned + 'static> Future for NexusOperationHandle<O> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use trellis_converter::DataConverter;
+    use trellis_core_proto::api::failure::v1::{
+        ApplicationFailureInfo, CanceledFailureInfo, NexusHandlerFailureInfo,
+        NexusOperationFailureInfo, TimeoutFailureInfo,
+    };
+
+    use super::*;
+    use crate::error::{Outcome, classify};
+    use crate::workflow::context::WorkflowInfo;
+
+    fn op() -> OpState {
+        let info = WorkflowInfo {
+            namespace: "default".into(),
+            task_queue: "tq".into(),
+            workflow_type: "Caller".into(),
+            workflow_id: "wf".into(),
+            run_id: "run".into(),
+            attempt: 1,
+            start_time: None,
+            headers: Default::default(),
+            parent_workflow_id: None,
+            parent_run_id: None,
+            continued_from_run_id: None,
+            first_execution_run_id: "run".into(),
+            memo: Default::default(),
+            search_attributes: Default::default(),
+        };
+        OpState {
+            ctx: WorkflowContext::new(info, DataConverter::default(), 1),
+            seq: 1,
+            endpoint: "ep".into(),
+            service: "Weather".into(),
+            operation: "get".into(),
+            cancel_sent: Cell::new(false),
+        }
+    }
+
+    fn operation_failure(token: &str, cause: Failure) -> Failure {
+        Failure {
+            message: "nexus operation completed unsuccessfully".into(),
+            failure_info: Some(FailureInfo::NexusOperationExecutionFailureInfo(
+                NexusOperationFailureInfo {
+                    endpoint: "ep".into(),
+                    service: "Weather".into(),
+                    operation: "get".into(),
+                    operation_token: token.into(),
+                    ..Default::default()
+                },
+            )),
+            cause: Some(Box::new(cause)),
+            ..Default::default()
+        }
+    }
+
+    fn handler(error_type: &str, behavior: NexusHandlerErrorRetryBehavior) -> Failure {
+        Failure {
+            message: "the city has no name".into(),
+            failure_info: Some(FailureInfo::NexusHandlerFailureInfo(
+                NexusHandlerFailureInfo {
+                    r#type: error_type.into(),
+                    retry_behavior: behavior as i32,
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    fn result(status: nexus_operation_result::Status) -> NexusOperationResult {
+        NexusOperationResult {
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn failures_are_classified_by_their_cause() {
+        use nexus_operation_result::Status;
+        let op = op();
+        let unspecified = NexusHandlerErrorRetryBehavior::Unspecified;
+
+        let e = op
+            .outcome::<String>(
+                result(Status::Failed(operation_failure(
+                    "",
+                    handler("BAD_REQUEST", unspecified),
+                ))),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            NexusOperationFailedKind::HandlerError {
+                error_type: "BAD_REQUEST".into(),
+                retryable: false
+            }
+        );
+        assert_eq!(
+            e.handler_error(),
+            Some((HandlerErrorType::BadRequest, false))
+        );
+        assert_eq!(
+            e.to_string(),
+            "Nexus operation Weather/get (endpoint ep) failed with a non-retryable BAD_REQUEST \
+             handler error: the city has no name"
+        );
+
+        // The type's default, and an explicit override.
+        let e = op.failure(
+            handler("INTERNAL", unspecified),
+            NexusOperationFailedKind::Failed,
+            None,
+        );
+        assert_eq!(e.handler_error(), Some((HandlerErrorType::Internal, true)));
+        let e = op.failure(
+            handler("INTERNAL", NexusHandlerErrorRetryBehavior::NonRetryable),
+            NexusOperationFailedKind::Failed,
+            None,
+        );
+        assert_eq!(e.handler_error(), Some((HandlerErrorType::Internal, false)));
+
+        // An operation failure: its application failure, and the token from the failure.
+        let app = Failure {
+            message: "Atlantis is under water".into(),
+            failure_info: Some(FailureInfo::ApplicationFailureInfo(
+                ApplicationFailureInfo {
+                    r#type: "OperationError".into(),
+                    non_retryable: true,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        let e = op
+            .outcome::<String>(
+                result(Status::Failed(operation_failure("tok-1", app))),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, NexusOperationFailedKind::Failed);
+        assert_eq!(e.operation_token.as_deref(), Some("tok-1"));
+        assert_eq!(
+            e.application_failure().unwrap().message,
+            "Atlantis is under water"
+        );
+        // `?` fails the workflow with the whole chain.
+        let failures = DataConverter::default().failures().clone();
+        match classify(&e.clone().into(), &failures) {
+            Outcome::FailWorkflow(f) => {
+                assert!(matches!(
+                    f.failure_info,
+                    Some(FailureInfo::NexusOperationExecutionFailureInfo(_))
+                ));
+                assert_eq!(f.cause.unwrap().message, "Atlantis is under water");
+            }
+            _ => panic!("expected the workflow to fail"),
+        }
+
+        // Cancelled and timed out, by status and by cause.
+        let cancelled = Failure {
+            message: "operation canceled".into(),
+            failure_info: Some(FailureInfo::CanceledFailureInfo(
+                CanceledFailureInfo::default(),
+            )),
+            ..Default::default()
+        };
+        let e = op
+            .outcome::<String>(
+                result(Status::Cancelled(operation_failure(
+                    "tok",
+                    cancelled.clone(),
+                ))),
+                Some("tok".into()),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, NexusOperationFailedKind::Cancelled);
+        let e = op.failure(
+            operation_failure("", cancelled),
+            NexusOperationFailedKind::Failed,
+            None,
+        );
+        assert_eq!(e.kind, NexusOperationFailedKind::Cancelled);
+        let timeout = Failure {
+            message: "operation timed out".into(),
+            failure_info: Some(FailureInfo::TimeoutFailureInfo(
+                TimeoutFailureInfo::default(),
+            )),
+            ..Default::default()
+        };
+        let e = op
+            .outcome::<String>(
+                result(Status::TimedOut(operation_failure("", timeout))),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, NexusOperationFailedKind::TimedOut);
+        assert!(
+            e.to_string().ends_with("timed out: operation timed out"),
+            "{e}"
+        );
+
+        // A result that does not decode fails the workflow task, not the workflow.
+        let p = DataConverter::default().encode(&42).unwrap();
+        let e = op
+            .outcome::<Vec<String>>(result(Status::Completed(p)), None)
+            .unwrap_err();
+        assert!(matches!(e.kind, NexusOperationFailedKind::Decode(_)));
+        assert!(matches!(
+            classify(&e.into(), &failures),
+            Outcome::FailTask(_)
+        ));
+    }
+}
