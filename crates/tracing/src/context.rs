@@ -16,6 +16,11 @@ use trellis_worker::interceptors::Headers;
 /// entry, e.g. `{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`.
 pub const TRACER_HEADER: &str = "_tracer-data";
 
+/// The Nexus header that carries the trace context on Nexus requests: W3C `traceparent`
+/// itself (Nexus headers are strings, so no payload wraps it), as the Python SDK's
+/// OpenTelemetry interceptor writes it.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// The `traceparent` flag bit meaning "sampled".
 pub const FLAG_SAMPLED: u8 = 0x01;
 
@@ -172,6 +177,22 @@ impl TraceContext {
     /// payload's JSON object. `None` when the header is missing or does not hold a valid one.
     pub fn from_headers(headers: &Headers) -> Option<Self> {
         from_payload(headers.get(TRACER_HEADER)?)
+    }
+
+    /// Reads the context from Nexus headers (strings): the W3C [`TRACEPARENT_HEADER`], as the
+    /// Python SDK's OpenTelemetry interceptor writes it on Nexus requests.
+    pub fn from_nexus_headers(headers: &std::collections::HashMap<String, String>) -> Option<Self> {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(TRACEPARENT_HEADER))
+            .and_then(|(_, v)| Self::parse_traceparent(v))
+    }
+
+    /// Writes the context into Nexus headers as the W3C [`TRACEPARENT_HEADER`], replacing any
+    /// earlier one.
+    pub fn inject_nexus(&self, headers: &mut std::collections::HashMap<String, String>) {
+        headers.retain(|k, _| !k.eq_ignore_ascii_case(TRACEPARENT_HEADER));
+        headers.insert(TRACEPARENT_HEADER.to_owned(), self.traceparent());
     }
 
     /// Writes the context into Temporal headers as the [`TRACER_HEADER`] payload

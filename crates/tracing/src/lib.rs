@@ -1,5 +1,6 @@
-//! Tracing for Trellis: [`tracing`] spans for client calls, workflow runs, signals, queries and
-//! activities, joined into one trace by W3C trace context carried in Temporal headers.
+//! Tracing for Trellis: [`tracing`] spans for client calls, workflow runs, signals, queries,
+//! activities and Nexus operations, joined into one trace by W3C trace context carried in
+//! Temporal headers (and Nexus headers).
 //!
 //! One [`TracingInterceptor`] goes on both sides: [`TracingInterceptor::apply_to_client`] on the
 //! [`ClientConfig`] and [`TracingInterceptor::apply_to_worker`] on each [`WorkerConfig`].
@@ -50,11 +51,14 @@
 //! | `HandleQuery` | `HandleQuery:<name>` | answering a query | the querying call, else the run |
 //! | `StartActivity` | `StartActivity:<type>` | scheduling an activity, until it resolves | the run |
 //! | `RunActivity` | `RunActivity:<type>` | one activity attempt | its `StartActivity` |
+//! | `StartNexusOperation` | `StartNexusOperation:<service>/<operation>` | a workflow starting a Nexus operation, until it started (or failed to) | the run |
+//! | `RunNexusOperationHandler` | `RunStartNexusOperationHandler:<service>/<operation>`, `RunCancelNexusOperationHandler:<service>/<operation>` | a Nexus handler answering a start or cancel request | the `traceparent` Nexus header (its `StartNexusOperation`), else none |
 //!
 //! Every span records `trace_id` (32 hex digits), `span_id` (16), `parent_span_id` (when it has
 //! a parent), `otel.kind`, `workflow_id`, `run_id` (the workflow's run, when known), `error`
 //! (when the call or handler failed), and per kind `call`, `workflow_type`, `signal`, `query`,
-//! `activity_type`, `activity_id`, `attempt`. Parent links across processes are these fields;
+//! `activity_type`, `activity_id`, `attempt`, `nexus_endpoint`, `nexus_service`,
+//! `nexus_operation`, `nexus_operation_token`. Parent links across processes are these fields;
 //! within a process the `tracing` parent is the usual contextual one (the user's current span
 //! for client calls, the run's span for `StartActivity`). All spans are at `INFO` level with
 //! target `trellis_tracing`.
@@ -68,6 +72,11 @@
 //! and query, and writes it on every activity it schedules; the activity reads it.
 //! An activity attempt runs with its context as [`TraceContext::current`], so client calls it
 //! makes continue the trace; wrap other code in [`TraceContext::scope`] to do the same.
+//!
+//! Nexus headers are strings, not payloads: a workflow's Nexus start carries the context as the
+//! W3C [`TRACEPARENT_HEADER`] (`traceparent`) Nexus header, as the Python SDK's OpenTelemetry
+//! interceptor does, and the handler side reads it from there. A Nexus handler runs with its
+//! span's context as [`TraceContext::current`], so a workflow it starts joins the trace.
 //!
 //! # Determinism and replay
 //!
@@ -89,6 +98,7 @@
 mod activity;
 mod client;
 mod context;
+mod nexus;
 mod workflow;
 
 #[cfg(test)]
@@ -101,7 +111,8 @@ use trellis_worker::WorkerConfig;
 
 pub use activity::{ActivityTracing, ActivityTracingLayer};
 pub use client::{ClientTracing, ClientTracingLayer};
-pub use context::{FLAG_SAMPLED, TRACER_HEADER, TraceContext};
+pub use context::{FLAG_SAMPLED, TRACEPARENT_HEADER, TRACER_HEADER, TraceContext};
+pub use nexus::{NexusTracing, NexusTracingLayer};
 
 /// The tracing interceptor: install it on the client with
 /// [`apply_to_client`](Self::apply_to_client) and on workers with
@@ -140,14 +151,19 @@ impl TracingInterceptor {
         ActivityTracingLayer::new()
     }
 
+    /// The Nexus inbound layer alone, for [`WorkerConfig::nexus_inbound_layer`].
+    pub fn nexus_layer(&self) -> NexusTracingLayer {
+        NexusTracingLayer::new()
+    }
+
     /// Adds the client-call layer: a `temporal.client` span around every call of clients built
     /// from `config`, and the trace context in the headers of starts, signals and queries.
     pub fn apply_to_client(&self, config: ClientConfig) -> ClientConfig {
         config.call_layer(self.client_layer())
     }
 
-    /// Adds the activity layer and the workflow inbound and outbound layers (in that order,
-    /// after the layers `config` already has, so inside them).
+    /// Adds the activity layer, the workflow inbound and outbound layers and the Nexus inbound
+    /// layer (in that order, after the layers `config` already has, so inside them).
     ///
     /// The workflow layers come as a pair: the outbound layer asks the inbound layer's state
     /// of the same run whether the run is replaying, which is why they are not offered
@@ -160,6 +176,7 @@ impl TracingInterceptor {
                 workflow::inbound(instance, query_seed, ctx, inner)
             })
             .workflow_outbound_layer(move |ctx, inner| workflow::outbound(instance, ctx, inner))
+            .nexus_inbound_layer(self.nexus_layer())
     }
 }
 

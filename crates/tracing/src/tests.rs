@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 use capture::{Capture, SpanRecord};
 use futures::executor::block_on;
 use futures::future::BoxFuture;
+use std::collections::HashMap;
 use tower::{Layer, Service, ServiceExt};
 use trellis_client::WorkflowOptions;
 use trellis_client::interceptors::{
@@ -21,13 +22,20 @@ use trellis_client::interceptors::{
 use trellis_core_proto::coresdk::activity_result::{
     ActivityResolution, Success, activity_resolution,
 };
-use trellis_core_proto::coresdk::workflow_commands::ScheduleActivity;
+use trellis_core_proto::coresdk::workflow_activation::{
+    ResolveNexusOperationStart, resolve_nexus_operation_start,
+};
+use trellis_core_proto::coresdk::workflow_commands::{ScheduleActivity, ScheduleNexusOperation};
 use trellis_core_proto::payload::{encoding, new_payload};
+use trellis_interceptor::BoxError;
 use trellis_interceptor::LocalBoxService;
 use trellis_worker::interceptors::{
     ExecuteWorkflow, Headers, QueryInput, SignalInput, StartTimerInput, WorkflowInbound,
     WorkflowInboundResponse, WorkflowInboundService, WorkflowOutbound, WorkflowOutboundResponse,
     WorkflowOutboundService,
+};
+use trellis_worker::interceptors::{
+    NexusCancelOperation, NexusInbound, NexusInboundResponse, NexusStartOperation,
 };
 use trellis_worker::{ActivityInfo, WorkflowError};
 
@@ -431,6 +439,14 @@ fn run(run_id: &str, start_headers: &Headers, replaying: bool) -> Run {
             }),
         )),
         WorkflowOutbound::StartTimer(_) => Ok(WorkflowOutboundResponse::TimerFired),
+        WorkflowOutbound::StartNexusOperation(cmd) => Ok(WorkflowOutboundResponse::NexusStarted(
+            Box::new(ResolveNexusOperationStart {
+                seq: cmd.seq,
+                status: Some(resolve_nexus_operation_start::Status::OperationToken(
+                    "tok".into(),
+                )),
+            }),
+        )),
         other => Err(WorkflowError::task(format!("not mocked: {}", other.name()))),
     });
     // The worker builds the outbound stack first, then the inbound one.
@@ -515,6 +531,31 @@ impl Run {
         match self.outbound_mock.take_requests().pop() {
             Some(WorkflowOutbound::ScheduleActivity(cmd)) => cmd.headers,
             other => panic!("expected the schedule to reach the inner service, got {other:?}"),
+        }
+    }
+}
+
+impl Run {
+    /// Starts Nexus operation `seq`; returns the Nexus headers it went out with.
+    fn start_nexus(&self, seq: u32) -> HashMap<String, String> {
+        block_on(
+            self.outbound
+                .clone()
+                .oneshot(WorkflowOutbound::StartNexusOperation(Box::new(
+                    ScheduleNexusOperation {
+                        seq,
+                        endpoint: "ep".into(),
+                        service: "Weather".into(),
+                        operation: "get".into(),
+                        nexus_header: HashMap::from([("x-mine".into(), "kept".into())]),
+                        ..Default::default()
+                    },
+                ))),
+        )
+        .unwrap();
+        match self.outbound_mock.take_requests().pop() {
+            Some(WorkflowOutbound::StartNexusOperation(cmd)) => cmd.nexus_header,
+            other => panic!("expected the start to reach the inner service, got {other:?}"),
         }
     }
 }
@@ -749,4 +790,102 @@ fn workflow_layers_are_ready_only_when_the_inner_service_is() {
     }
     assert!(matches!(inbound.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     assert!(matches!(outbound.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+}
+
+// ---- Nexus ----
+
+#[test]
+fn nexus_start_carries_traceparent_and_replays_silently_with_the_same_ids() {
+    let client = TraceContext::new_root();
+    let start = traced_headers(&client);
+    let (live, spans) = capture(|| {
+        let r = run("run-nexus", &start, false);
+        r.execute(&start);
+        r.start_nexus(1)
+    });
+    assert_eq!(live["x-mine"], "kept");
+    let sent = TraceContext::from_nexus_headers(&live).expect("a traceparent header");
+    let run_span = named(&spans, "RunWorkflow")[0];
+    let start_span = named(&spans, "StartNexusOperation");
+    assert_eq!(start_span.len(), 1, "{spans:#?}");
+    assert_eq!(start_span[0].full_name(), "StartNexusOperation:Weather/get");
+    assert_eq!(start_span[0].field("nexus_endpoint"), "ep");
+    assert_eq!(start_span[0].field("span_id"), sent.span_id_hex());
+    assert_eq!(start_span[0].field("trace_id"), client.trace_id_hex());
+    assert_eq!(
+        start_span[0].field("parent_span_id"),
+        run_span.field("span_id")
+    );
+
+    // Replaying: the same header, no span.
+    let (replayed, spans) = capture(|| {
+        let r = run("run-nexus", &start, true);
+        r.execute(&start);
+        r.start_nexus(1)
+    });
+    assert_eq!(replayed["traceparent"], live["traceparent"]);
+    assert!(spans.is_empty(), "{spans:#?}");
+}
+
+type NexusMock = Mock<NexusInbound, NexusInboundResponse, BoxError>;
+
+#[test]
+fn nexus_handler_span_is_a_child_of_the_traceparent_header_and_current() {
+    let caller = TraceContext::new_root();
+    let seen_current = Arc::new(Mutex::new(None));
+    let seen = seen_current.clone();
+    let mock = NexusMock::new(move |req: &NexusInbound| {
+        *seen.lock().unwrap() = TraceContext::current();
+        match req {
+            NexusInbound::StartOperation(s) if s.operation == "bad" => Err("boom".into()),
+            NexusInbound::StartOperation(_) => Ok(NexusInboundResponse::Started {
+                operation_token: "tok".into(),
+            }),
+            NexusInbound::CancelOperation(_) => Ok(NexusInboundResponse::CancelAccepted),
+        }
+    });
+    let svc = crate::NexusTracingLayer::new().layer(mock.clone());
+    let mut headers = HashMap::new();
+    caller.inject_nexus(&mut headers);
+    let start = |operation: &str| {
+        NexusInbound::StartOperation(NexusStartOperation {
+            service: "Weather".into(),
+            operation: operation.into(),
+            headers: headers.clone(),
+            ..Default::default()
+        })
+    };
+    let (_, spans) = capture(|| {
+        block_on(svc.clone().oneshot(start("get"))).unwrap();
+        block_on(svc.clone().oneshot(start("bad"))).unwrap_err();
+        block_on(
+            svc.clone()
+                .oneshot(NexusInbound::CancelOperation(NexusCancelOperation {
+                    service: "Weather".into(),
+                    operation: "get".into(),
+                    operation_token: "tok".into(),
+                    headers: HashMap::new(),
+                    ..Default::default()
+                })),
+        )
+        .unwrap();
+    });
+    let names: Vec<&str> = spans.iter().map(|s| s.full_name()).collect();
+    assert_eq!(
+        names,
+        [
+            "RunStartNexusOperationHandler:Weather/get",
+            "RunStartNexusOperationHandler:Weather/bad",
+            "RunCancelNexusOperationHandler:Weather/get"
+        ]
+    );
+    assert_eq!(spans[0].field("trace_id"), caller.trace_id_hex());
+    assert_eq!(spans[0].field("parent_span_id"), caller.span_id_hex());
+    assert_eq!(spans[1].field("error"), "boom");
+    // The cancel came without a traceparent: a trace of its own.
+    assert_eq!(spans[2].get("parent_span_id"), None);
+    assert_eq!(spans[2].field("nexus_operation_token"), "tok");
+    // The handler ran with the span's context as the current one.
+    let current = seen_current.lock().unwrap().expect("a current context");
+    assert_eq!(current.span_id_hex(), spans[2].field("span_id"));
 }

@@ -1,5 +1,6 @@
 //! The workflow side, per run: `RunWorkflow`, `HandleSignal` and `HandleQuery` spans on the
-//! inbound service, `StartActivity` spans and trace headers on the outbound service.
+//! inbound service, `StartActivity` and `StartNexusOperation` spans and trace headers on the
+//! outbound service.
 //!
 //! Everything here runs in the workflow's deterministic executor, so the ids are derived from
 //! the run id and a number that replays identically (the run itself, the activity's sequence
@@ -21,6 +22,7 @@ use tower::Service;
 use tracing::field::{Empty, display};
 use tracing::{Instrument, Span};
 use trellis_core_proto::coresdk::activity_result::activity_resolution;
+use trellis_core_proto::coresdk::workflow_activation::resolve_nexus_operation_start;
 use trellis_interceptor::LocalBoxService;
 use trellis_worker::interceptors::{
     Headers, WorkflowInbound, WorkflowInboundResponse, WorkflowInboundService, WorkflowOutbound,
@@ -383,6 +385,62 @@ impl fmt::Debug for OutboundTracing {
 }
 
 impl OutboundTracing {
+    /// A `StartNexusOperation` span from the command until the operation started (or failed
+    /// to), and its context in the `traceparent` Nexus header, so the handler's span joins the
+    /// trace. Its id comes from the operation's sequence number, so replays write the same
+    /// header.
+    fn start_nexus(&mut self, seq: u32, mut request: WorkflowOutbound) -> OutboundFuture {
+        let WorkflowOutbound::StartNexusOperation(cmd) = &mut request else {
+            unreachable!("checked by the caller");
+        };
+        let facts = &self.facts;
+        let ctx = self.run.child_with_id(derive_id(
+            &facts.run_id,
+            "StartNexusOperation",
+            u64::from(seq),
+        ));
+        ctx.inject_nexus(&mut cmd.nexus_header);
+        let span = if self.replaying() {
+            Span::none()
+        } else {
+            tracing::info_span!(
+                target: "trellis_tracing",
+                "StartNexusOperation",
+                otel.name = %format_args!("StartNexusOperation:{}/{}", cmd.service, cmd.operation),
+                otel.kind = "client",
+                nexus_endpoint = %cmd.endpoint,
+                nexus_service = %cmd.service,
+                nexus_operation = %cmd.operation,
+                workflow_id = %facts.workflow_id,
+                run_id = %facts.run_id,
+                trace_id = %ctx.trace_id_hex(),
+                span_id = %ctx.span_id_hex(),
+                parent_span_id = %self.run.span_id_hex(),
+                error = Empty,
+            )
+        };
+        let fut = span.in_scope(|| self.inner.call(request));
+        let record = span.clone();
+        Box::pin(
+            async move {
+                let result = fut.await;
+                match &result {
+                    Ok(WorkflowOutboundResponse::NexusStarted(r)) => {
+                        if let Some(resolve_nexus_operation_start::Status::Failed(f)) = &r.status {
+                            record.record("error", f.message.as_str());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        record.record("error", display(e));
+                    }
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+
     fn replaying(&self) -> bool {
         // Take the state out of the map before using it, so no borrow of the map is held if
         // this happens to be the last strong reference.
@@ -403,6 +461,9 @@ impl Service<WorkflowOutbound> for OutboundTracing {
     }
 
     fn call(&mut self, mut request: WorkflowOutbound) -> Self::Future {
+        if let WorkflowOutbound::StartNexusOperation(cmd) = &mut request {
+            return self.start_nexus(cmd.seq, request);
+        }
         let WorkflowOutbound::ScheduleActivity(cmd) = &mut request else {
             return Box::pin(self.inner.call(request));
         };

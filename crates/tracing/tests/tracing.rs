@@ -1,6 +1,7 @@
 //! The interceptor on a real client and worker against the dev server: client → workflow →
-//! activities (→ a client call from an activity) is one trace, and a worker that replays every
-//! workflow task from scratch records each workflow span once.
+//! activities (→ a client call from an activity) is one trace, client → workflow → Nexus start
+//! → Nexus handler is one trace, and a worker that replays every workflow task from scratch
+//! records each workflow span once.
 
 #[path = "common/capture.rs"]
 mod capture;
@@ -10,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use capture::{Capture, SpanRecord};
-use trellis_client::{Client, ClientConfig, WorkflowOptions};
+use trellis_client::{Client, ClientConfig, WorkflowOptions, nexus};
 use trellis_testing::{client_with, server_address, unique};
 use trellis_tracing::TracingInterceptor;
+use trellis_worker::nexus::{NexusServiceHandler, Operation, Service};
 use trellis_worker::{
     ActivityContext, ActivityError, Worker, WorkerConfig, WorkflowContext, WorkflowError,
 };
@@ -219,4 +221,118 @@ async fn one_trace_from_client_to_activities_and_no_duplicates_on_replay() {
         1 + 1 + 2 + 2 + 2 + 1 + 1 + 1 + 1 + 1 + client_call("fetch_history").len(),
         "{kinds:?}"
     );
+}
+
+// ---------------------------------------------------------------- Nexus
+
+const ECHO: Operation<String, String> = Operation::new("echo");
+
+struct EchoService;
+impl Service for EchoService {
+    const NAME: &'static str = "EchoService";
+}
+
+/// Calls the echo operation twice, a timer between them, so the second start happens after the
+/// (cache-less) worker replayed the first.
+async fn calls_echo(ctx: WorkflowContext, endpoint: String) -> Result<String, WorkflowError> {
+    let echo = ctx.nexus_service_client::<EchoService>(&endpoint);
+    let a = echo
+        .operation(ECHO, &"one".to_owned())
+        .schedule_to_close_timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    ctx.timer(Duration::from_millis(100)).await;
+    let b = echo
+        .operation(ECHO, &"two".to_owned())
+        .schedule_to_close_timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(format!("{a} {b}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_a_workflow_through_a_nexus_handler() {
+    let capture = captured();
+    let tracing = TracingInterceptor::new();
+    let client = client_with(tracing.apply_to_client(ClientConfig::new(server_address()))).await;
+    let tq = unique("tracing-nexus");
+    let wf_id = unique("traced-nexus");
+    let endpoint = nexus::create_endpoint(&client, &unique("trace-ep"), &tq)
+        .await
+        .unwrap();
+    let endpoint_name = endpoint.spec.as_ref().unwrap().name.clone();
+
+    let mut config = WorkerConfig::new(&tq);
+    config.max_cached_workflows = 0;
+    let config = tracing.apply_to_worker(
+        config.workflow("CallsEcho", calls_echo).nexus_service(
+            NexusServiceHandler::for_service::<EchoService>()
+                .sync(ECHO, |_ctx, s: String| async move { Ok(format!("<{s}>")) }),
+        ),
+    );
+    let worker = Worker::new(&client, config).await.expect("worker starts");
+    let shutdown = worker.shutdown_handle();
+    let running = tokio::spawn(worker.run());
+
+    let handle = client
+        .start_workflow(
+            "CallsEcho",
+            &endpoint_name,
+            WorkflowOptions::new(&wf_id, &tq),
+        )
+        .await
+        .unwrap();
+    let result: String = handle.result().await.unwrap();
+    assert_eq!(result, "<one> <two>");
+
+    shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    nexus::delete_endpoint(&client, &endpoint).await.unwrap();
+
+    let all = capture.spans();
+    let start = all
+        .iter()
+        .find(|s| s.get("workflow_id") == Some(wf_id.as_str()) && s.name == "temporal.client")
+        .expect("the client's start span");
+    let trace = start.field("trace_id");
+    let in_trace: Vec<&SpanRecord> = all
+        .iter()
+        .filter(|s| s.get("trace_id") == Some(trace))
+        .collect();
+    let with = |name: &str| -> Vec<&SpanRecord> {
+        in_trace
+            .iter()
+            .copied()
+            .filter(|s| s.name == name)
+            .collect()
+    };
+    let run = only(&with("RunWorkflow"), "RunWorkflow");
+    // One start span per operation (none repeated by the replays), children of the run.
+    let starts = with("StartNexusOperation");
+    assert_eq!(starts.len(), 2, "{starts:#?}");
+    let handlers = with("RunNexusOperationHandler");
+    assert_eq!(handlers.len(), 2, "{handlers:#?}");
+    for s in &starts {
+        assert_eq!(s.full_name(), "StartNexusOperation:EchoService/echo");
+        assert_eq!(s.field("parent_span_id"), run.field("span_id"));
+        assert_eq!(s.field("nexus_endpoint"), endpoint_name);
+        // The handler's span is a child of it: the traceparent crossed the server.
+        let handler = only(
+            &handlers
+                .iter()
+                .copied()
+                .filter(|h| h.get("parent_span_id") == Some(s.field("span_id")))
+                .collect::<Vec<_>>(),
+            "handler span",
+        );
+        assert_eq!(
+            handler.full_name(),
+            "RunStartNexusOperationHandler:EchoService/echo"
+        );
+        assert_eq!(handler.get("error"), None);
+    }
 }

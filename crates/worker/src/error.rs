@@ -192,6 +192,19 @@ pub(crate) fn classify(err: &WorkflowError, failures: &FailureConverter) -> Outc
             ))),
         };
     }
+    if let Some(n) = e.downcast_ref::<NexusOperationFailed>() {
+        return match &n.kind {
+            NexusOperationFailedKind::InvalidOptions(_)
+            | NexusOperationFailedKind::Decode(_)
+            | NexusOperationFailedKind::Rejected(_) => {
+                Outcome::FailTask(failures.application_to_failure(&ApplicationFailure::new(
+                    "NexusOperationError",
+                    n.to_string(),
+                )))
+            }
+            _ => Outcome::FailWorkflow(reencode(n.failure.clone(), failures)),
+        };
+    }
     if let Some(x) = e.downcast_ref::<ExternalWorkflowFailed>() {
         return Outcome::FailWorkflow(failures.application_to_failure(&ApplicationFailure::new(
             "ExternalWorkflowError",
@@ -280,6 +293,125 @@ impl std::fmt::Display for ChildWorkflowFailed {
 }
 
 impl std::error::Error for ChildWorkflowFailed {}
+
+/// Why a Nexus operation called from a workflow did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NexusOperationFailedKind {
+    /// The handler answered with a Nexus handler error (after the server's retries, for
+    /// retryable ones): its type (the Nexus specification's name, e.g. `BAD_REQUEST`,
+    /// `NOT_FOUND`, `INTERNAL`) and whether it was retryable.
+    HandlerError {
+        /// The handler error type, e.g. `BAD_REQUEST`.
+        error_type: String,
+        /// Whether the handler marked it retryable (or its type is retryable by default).
+        retryable: bool,
+    },
+    /// The operation failed (the handler's operation error or application failure, which is
+    /// the failure's cause).
+    Failed,
+    /// The operation was cancelled (by this workflow, or by its handler).
+    Cancelled,
+    /// The operation did not complete within its schedule-to-close timeout.
+    TimedOut,
+    /// The options or the input are unusable. Fails the workflow task.
+    InvalidOptions(String),
+    /// The result does not decode into the requested type. Fails the workflow task.
+    Decode(String),
+    /// A workflow outbound interceptor refused or replaced the call. Fails the workflow task.
+    Rejected(String),
+}
+
+/// A Nexus operation called from a workflow did not produce a result. Returned with `?` from a
+/// workflow, a handler error, failed, cancelled or timed-out operation fails the workflow with
+/// the operation's failure (a `NexusOperationFailureInfo` failure whose cause is the handler
+/// error, the application failure, the cancellation or the timeout).
+#[derive(Debug, Clone)]
+pub struct NexusOperationFailed {
+    /// The endpoint the operation was called through.
+    pub endpoint: String,
+    /// The Nexus service name.
+    pub service: String,
+    /// The operation name.
+    pub operation: String,
+    /// The operation token, when the operation had started asynchronously.
+    pub operation_token: Option<String>,
+    /// How it ended.
+    pub kind: NexusOperationFailedKind,
+    /// The failure as the server recorded it (empty for the kinds that fail the task).
+    pub failure: Failure,
+}
+
+impl NexusOperationFailed {
+    /// The handler error's type and retryability, when the handler answered with one.
+    pub fn handler_error(&self) -> Option<(crate::nexus::HandlerErrorType, bool)> {
+        match &self.kind {
+            NexusOperationFailedKind::HandlerError {
+                error_type,
+                retryable,
+            } => {
+                crate::nexus::HandlerErrorType::from_wire_name(error_type).map(|t| (t, *retryable))
+            }
+            _ => None,
+        }
+    }
+
+    /// The application failure the handler raised (an operation failure's cause), if any.
+    pub fn application_failure(&self) -> Option<ApplicationFailure> {
+        let converter = FailureConverter::default();
+        let mut cur = Some(&self.failure);
+        while let Some(f) = cur {
+            if matches!(f.failure_info, Some(FailureInfo::ApplicationFailureInfo(_))) {
+                return converter.failure_to_application(f);
+            }
+            cur = f.cause.as_deref();
+        }
+        None
+    }
+
+    /// The message of the failure's first cause (the handler's error message), or of the
+    /// failure itself when it has no cause.
+    pub fn cause_message(&self) -> String {
+        match self.failure.cause.as_deref() {
+            Some(c) => c.message.clone(),
+            None => self.failure.message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for NexusOperationFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Nexus operation {}/{} (endpoint {}) ",
+            self.service, self.operation, self.endpoint
+        )?;
+        match &self.kind {
+            NexusOperationFailedKind::HandlerError {
+                error_type,
+                retryable,
+            } => {
+                let retry = if *retryable { "" } else { "non-retryable " };
+                write!(
+                    f,
+                    "failed with a {retry}{error_type} handler error: {}",
+                    self.cause_message()
+                )
+            }
+            NexusOperationFailedKind::Failed => write!(f, "failed: {}", self.cause_message()),
+            NexusOperationFailedKind::Cancelled => f.write_str("was cancelled"),
+            NexusOperationFailedKind::TimedOut => {
+                write!(f, "timed out: {}", self.cause_message())
+            }
+            NexusOperationFailedKind::InvalidOptions(m) => write!(f, "cannot be started: {m}"),
+            NexusOperationFailedKind::Decode(m) => write!(f, "result: {m}"),
+            NexusOperationFailedKind::Rejected(m) => {
+                write!(f, "was refused by an interceptor: {m}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NexusOperationFailed {}
 
 /// Signalling or cancelling another workflow failed (e.g. it does not exist). Returned with
 /// `?` from a workflow, it fails the workflow.

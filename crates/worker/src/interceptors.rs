@@ -6,7 +6,7 @@
 //! | activity inbound | [`ActivityRequest`] | the result [`Payload`] | [`ActivityService`] (`Send`) |
 //! | activity outbound | [`ActivityOutbound`]: heartbeat, info | [`ActivityOutboundResponse`] | [`ActivityOutboundService`] (`Send`) |
 //! | workflow inbound | [`WorkflowInbound`]: execute, signal, query, validate update, update | [`WorkflowInboundResponse`] | [`WorkflowInboundService`] (per run, `!Send`) |
-//! | workflow outbound | [`WorkflowOutbound`]: schedule activity / local activity, start timer, start child, signal / cancel external, continue-as-new | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
+//! | workflow outbound | [`WorkflowOutbound`]: schedule activity / local activity, start timer, start child, signal / cancel external, start Nexus operation, continue-as-new | [`WorkflowOutboundResponse`] | [`WorkflowOutboundService`] (per run, `!Send`) |
 //! | Nexus inbound | [`NexusInbound`]: start, cancel operation | [`NexusInboundResponse`] | [`NexusService`] (`Send`) |
 //!
 //! Register layers on [`WorkerConfig`](crate::WorkerConfig); the first registered is the
@@ -26,10 +26,13 @@ use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
 use trellis_core_proto::Payload;
 use trellis_core_proto::api::failure::v1::Failure;
 use trellis_core_proto::coresdk::activity_result::ActivityResolution;
-use trellis_core_proto::coresdk::workflow_activation::ResolveChildWorkflowExecutionStart;
+use trellis_core_proto::coresdk::workflow_activation::{
+    ResolveChildWorkflowExecutionStart, ResolveNexusOperationStart,
+};
 use trellis_core_proto::coresdk::workflow_commands::{
     ContinueAsNewWorkflowExecution, RequestCancelExternalWorkflowExecution, ScheduleActivity,
-    ScheduleLocalActivity, SignalExternalWorkflowExecution, StartChildWorkflowExecution,
+    ScheduleLocalActivity, ScheduleNexusOperation, SignalExternalWorkflowExecution,
+    StartChildWorkflowExecution,
 };
 use trellis_interceptor::{BoxError, LocalBoxService};
 
@@ -416,13 +419,24 @@ pub enum WorkflowOutbound {
     SignalExternal(Box<SignalExternalWorkflowExecution>),
     /// Ask another workflow to cancel.
     CancelExternal(Box<RequestCancelExternalWorkflowExecution>),
+    /// Start a Nexus operation (the full core command: endpoint, service, operation, the
+    /// input encoded by the payload converter, the schedule-to-close timeout, the cancellation
+    /// type and the Nexus headers); answered when the operation has started (or failed to).
+    /// Its result arrives later, on the operation's handle. Nexus headers are strings, not
+    /// payloads: reach them with [`nexus_headers_mut`](Self::nexus_headers_mut), not
+    /// [`headers_mut`](Self::headers_mut). A layer that refuses the start gives the workflow a
+    /// [`NexusOperationFailed`](crate::NexusOperationFailed) of kind `Rejected` (or the
+    /// layer's own `NexusOperationFailed` error, returned as is).
+    StartNexusOperation(Box<ScheduleNexusOperation>),
     /// Close this run and start a new one of the same workflow id. Never answered: the run
     /// ends with it.
     ContinueAsNew(Box<ContinueAsNewWorkflowExecution>),
 }
 
 impl WorkflowOutbound {
-    /// The headers of the request, for requests that carry headers.
+    /// The Temporal headers (payloads) of the request, for requests that carry them. A Nexus
+    /// start has none (`None`): its headers are Nexus headers, strings that go to the handler
+    /// as they are; see [`nexus_headers_mut`](Self::nexus_headers_mut).
     pub fn headers_mut(&mut self) -> Option<&mut Headers> {
         match self {
             Self::ScheduleActivity(x) => Some(&mut x.headers),
@@ -430,7 +444,26 @@ impl WorkflowOutbound {
             Self::StartChildWorkflow(x) => Some(&mut x.headers),
             Self::SignalExternal(x) => Some(&mut x.headers),
             Self::ContinueAsNew(x) => Some(&mut x.headers),
-            Self::StartTimer(_) | Self::CancelExternal(_) => None,
+            Self::StartTimer(_) | Self::CancelExternal(_) | Self::StartNexusOperation(_) => None,
+        }
+    }
+
+    /// The Nexus headers (names to strings) of a Nexus start, `None` for other requests. A
+    /// layer that adds one here (e.g. a `traceparent`) is seen by the handler's Nexus inbound
+    /// layers ([`NexusInbound::headers`]). They are stored in the workflow's history as they
+    /// are: do not put secrets in them.
+    pub fn nexus_headers(&self) -> Option<&NexusHeaders> {
+        match self {
+            Self::StartNexusOperation(x) => Some(&x.nexus_header),
+            _ => None,
+        }
+    }
+
+    /// The Nexus headers of a Nexus start, to change; `None` for other requests.
+    pub fn nexus_headers_mut(&mut self) -> Option<&mut NexusHeaders> {
+        match self {
+            Self::StartNexusOperation(x) => Some(&mut x.nexus_header),
+            _ => None,
         }
     }
 
@@ -443,6 +476,7 @@ impl WorkflowOutbound {
             Self::StartChildWorkflow(_) => "start_child_workflow",
             Self::SignalExternal(_) => "signal_external",
             Self::CancelExternal(_) => "cancel_external",
+            Self::StartNexusOperation(_) => "start_nexus_operation",
             Self::ContinueAsNew(_) => "continue_as_new",
         }
     }
@@ -469,6 +503,9 @@ pub enum WorkflowOutboundResponse {
     /// The signal or cancellation request reached the other workflow (`None`), or could
     /// not (the failure).
     ExternalResolved(Option<Box<Failure>>),
+    /// How starting the Nexus operation went: started asynchronously (with its token),
+    /// completed synchronously (its result arrives on the handle), or failed.
+    NexusStarted(Box<ResolveNexusOperationStart>),
 }
 
 /// The workflow outbound service of one run.

@@ -273,3 +273,81 @@ async fn nexus_inbound_layers_see_start_and_cancel_with_headers() {
         ]
     );
 }
+
+#[test]
+fn workflow_outbound_layers_change_a_nexus_start_and_short_circuit() {
+    use trellis_core_proto::coresdk::workflow_activation::{
+        ResolveNexusOperationStart, resolve_nexus_operation_start,
+    };
+    use trellis_core_proto::coresdk::workflow_commands::ScheduleNexusOperation;
+
+    let inner: WorkflowOutboundService = LocalBoxService::new(
+        Strict::new(service_fn(|req: WorkflowOutbound| async move {
+            let WorkflowOutbound::StartNexusOperation(cmd) = req else {
+                panic!("{req:?}");
+            };
+            // The layer's header and its rewritten input arrive.
+            assert_eq!(cmd.nexus_header["traceparent"], "00-abc");
+            let city: String = dc().decode(cmd.input.as_ref().unwrap()).unwrap();
+            Ok::<_, WorkflowError>(WorkflowOutboundResponse::NexusStarted(Box::new(
+                ResolveNexusOperationStart {
+                    seq: cmd.seq,
+                    status: Some(resolve_nexus_operation_start::Status::OperationToken(
+                        format!("token-{city}"),
+                    )),
+                },
+            )))
+        }))
+        .pending_first(),
+    );
+    let outbound = local_from_fn(
+        |mut req: WorkflowOutbound,
+         next: LocalNext<WorkflowOutbound, WorkflowOutboundResponse, WorkflowError>| async move {
+            // Temporal (payload) headers: none on a Nexus start; Nexus headers: strings.
+            assert!(req.headers_mut().is_none());
+            assert_eq!(req.name(), "start_nexus_operation");
+            if let Some(h) = req.nexus_headers_mut() {
+                h.insert("traceparent".into(), "00-abc".into());
+            }
+            if let WorkflowOutbound::StartNexusOperation(cmd) = &mut req {
+                if cmd.operation == "forbidden" {
+                    return Err(WorkflowError::task("refused"));
+                }
+                let city: String = dc().decode(cmd.input.as_ref().unwrap()).unwrap();
+                cmd.input = Some(dc().encode(&city.to_uppercase()).unwrap());
+            }
+            next.run(req).await
+        },
+    )
+    .layer(inner);
+    let start = |operation: &str| {
+        WorkflowOutbound::StartNexusOperation(Box::new(ScheduleNexusOperation {
+            seq: 1,
+            endpoint: "ep".into(),
+            service: "WeatherService".into(),
+            operation: operation.into(),
+            input: Some(dc().encode("oslo").unwrap()),
+            ..Default::default()
+        }))
+    };
+    let req = start("watch");
+    assert_eq!(req.nexus_headers().map(|h| h.len()), Some(0));
+    match futures::executor::block_on(outbound.clone().oneshot(req)).unwrap() {
+        WorkflowOutboundResponse::NexusStarted(s) => assert_eq!(
+            s.status,
+            Some(resolve_nexus_operation_start::Status::OperationToken(
+                "token-OSLO".into()
+            ))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Short-circuit: the inner service is never called.
+    let err = futures::executor::block_on(outbound.oneshot(start("forbidden"))).unwrap_err();
+    assert_eq!(err.to_string(), "refused");
+    // Other requests have no Nexus headers.
+    let timer = WorkflowOutbound::StartTimer(StartTimerInput {
+        seq: 1,
+        duration: Duration::from_secs(1),
+    });
+    assert!(timer.nexus_headers().is_none());
+}

@@ -29,10 +29,12 @@
 //! - [`WorkerConfig`], [`Worker`], [`ShutdownHandle`]: what to serve, running and stopping.
 //! - [`WorkflowContext`]: the deterministic API for workflow code: timers, activities and local
 //!   activities, child and external workflows, signals, queries and updates, `wait_condition`,
-//!   side effects, continue-as-new, cancellation scopes, memo/search attribute upserts, time
-//!   and randomness (see `docs/workflows.md`).
+//!   side effects, Nexus operations ([`WorkflowContext::nexus_client`]), continue-as-new,
+//!   cancellation scopes, memo/search attribute upserts, time and randomness (see
+//!   `docs/workflows.md` and `docs/nexus.md`).
 //! - [`ActivityContext`]: info, heartbeats and cancellation for activity code.
-//! - [`nexus`]: Nexus service contracts and the handlers a worker serves.
+//! - [`nexus`]: Nexus service contracts and the handlers a worker serves; workflows call
+//!   operations through [`NexusClient`].
 //!
 //! # How workflow code runs
 //!
@@ -62,7 +64,8 @@ mod workflow;
 pub use activity::{ActivityContext, ActivityInfo};
 pub use error::{
     ActivityError, ActivityFailed, ActivityFailedKind, ChildWorkflowFailed,
-    ChildWorkflowFailedKind, ExternalWorkflowFailed, WorkerError, WorkflowError,
+    ChildWorkflowFailedKind, ExternalWorkflowFailed, NexusOperationFailed,
+    NexusOperationFailedKind, WorkerError, WorkflowError,
 };
 pub use plugin::{Interceptor, WorkerPlugin};
 pub use registry::{ActivityDefinition, WorkflowDefinition};
@@ -71,12 +74,14 @@ pub use trellis_core_proto::api::enums::v1::WorkflowIdReusePolicy;
 pub use trellis_core_proto::coresdk::child_workflow::{
     ChildWorkflowCancellationType, ParentClosePolicy,
 };
+pub use trellis_core_proto::coresdk::nexus::NexusOperationCancellationType;
 pub use trellis_core_proto::coresdk::workflow_commands::ActivityCancellationType;
 pub use worker::{Pollers, ShutdownHandle, Worker, WorkerConfig};
 pub use workflow::context::{
     ActivityCall, ActivityFuture, CancelRequested, DynamicSignalChannel, SignalChannel, Timer,
     WorkflowContext, WorkflowInfo,
 };
+pub use workflow::nexus::{NexusClient, NexusOperationCall, NexusOperationHandle};
 pub use workflow::ops::{
     CancellationScope, ChildWorkflowCall, ChildWorkflowHandle, ContinueAsNew,
     ExternalWorkflowHandle, ScopeCancelled, SideEffect,

@@ -177,6 +177,25 @@ impl HandlerErrorType {
         }
     }
 
+    /// The type of a wire name such as `BAD_REQUEST` (`None` for names the specification
+    /// does not define).
+    pub fn from_wire_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "BAD_REQUEST" => Self::BadRequest,
+            "UNAUTHENTICATED" => Self::Unauthenticated,
+            "UNAUTHORIZED" => Self::Unauthorized,
+            "NOT_FOUND" => Self::NotFound,
+            "REQUEST_TIMEOUT" => Self::RequestTimeout,
+            "CONFLICT" => Self::Conflict,
+            "RESOURCE_EXHAUSTED" => Self::ResourceExhausted,
+            "INTERNAL" => Self::Internal,
+            "NOT_IMPLEMENTED" => Self::NotImplemented,
+            "UNAVAILABLE" => Self::Unavailable,
+            "UPSTREAM_TIMEOUT" => Self::UpstreamTimeout,
+            _ => return None,
+        })
+    }
+
     /// Whether the specification retries this type when the error does not say.
     pub fn retryable_by_default(self) -> bool {
         matches!(

@@ -1,5 +1,5 @@
 //! Trellis serving Nexus operations on a real dev server, called by a real Python SDK workflow
-//! (Trellis workflows cannot call Nexus operations yet): typed results, handler errors,
+//! (Trellis workflows as callers are in `nexus_caller.rs`): typed results, handler errors,
 //! operation errors, a panic retried, an unknown operation, an asynchronous operation cancelled,
 //! inbound layers on the real path, and the endpoint helpers.
 

@@ -24,8 +24,10 @@ use trellis_core_proto::api::failure::v1::Failure;
 use trellis_core_proto::api::sdk::v1::UserMetadata;
 use trellis_core_proto::coresdk::activity_result::{ActivityResolution, activity_resolution};
 use trellis_core_proto::coresdk::child_workflow::ChildWorkflowResult;
+use trellis_core_proto::coresdk::nexus::NexusOperationResult;
 use trellis_core_proto::coresdk::workflow_activation::{
-    ResolveChildWorkflowExecutionStart, resolve_child_workflow_execution_start,
+    ResolveChildWorkflowExecutionStart, ResolveNexusOperationStart,
+    resolve_child_workflow_execution_start, resolve_nexus_operation_start,
 };
 use trellis_core_proto::coresdk::workflow_commands::{
     ActivityCancellationType, CancelTimer, RequestCancelActivity, RequestCancelLocalActivity,
@@ -123,6 +125,7 @@ pub(crate) struct RunState {
     next_child_seq: u32,
     next_signal_external_seq: u32,
     next_cancel_external_seq: u32,
+    next_nexus_seq: u32,
     pub(crate) commands: Vec<WorkflowCommand>,
     timers: HashMap<u32, Slot<()>>,
     activities: HashMap<u32, Slot<ActivityResolution>>,
@@ -130,6 +133,11 @@ pub(crate) struct RunState {
     pub(crate) child_results: HashMap<u32, Slot<ChildWorkflowResult>>,
     signal_externals: HashMap<u32, Slot<Option<Failure>>>,
     cancel_externals: HashMap<u32, Slot<Option<Failure>>>,
+    pub(crate) nexus_starts: HashMap<u32, Slot<ResolveNexusOperationStart>>,
+    pub(crate) nexus_results: HashMap<u32, Slot<NexusOperationResult>>,
+    /// Summaries of Nexus operations about to be started, by seq (sent as the command's user
+    /// metadata).
+    pub(crate) nexus_summaries: HashMap<u32, Payload>,
     signals: HashMap<String, SignalQueue>,
     dynamic_signals: Option<(VecDeque<DynamicSignal>, Option<Waker>)>,
     queries: HashMap<String, QueryHandler>,
@@ -200,6 +208,7 @@ impl WorkflowContext {
                     next_child_seq: 1,
                     next_signal_external_seq: 1,
                     next_cancel_external_seq: 1,
+                    next_nexus_seq: 1,
                     commands: Vec::new(),
                     timers: HashMap::new(),
                     activities: HashMap::new(),
@@ -207,6 +216,9 @@ impl WorkflowContext {
                     child_results: HashMap::new(),
                     signal_externals: HashMap::new(),
                     cancel_externals: HashMap::new(),
+                    nexus_starts: HashMap::new(),
+                    nexus_results: HashMap::new(),
+                    nexus_summaries: HashMap::new(),
                     signals: HashMap::new(),
                     dynamic_signals: None,
                     queries: HashMap::new(),
@@ -319,6 +331,13 @@ impl WorkflowContext {
         let mut st = self.shared.state.borrow_mut();
         let seq = st.next_cancel_external_seq;
         st.next_cancel_external_seq += 1;
+        seq
+    }
+
+    pub(crate) fn next_nexus_seq(&self) -> u32 {
+        let mut st = self.shared.state.borrow_mut();
+        let seq = st.next_nexus_seq;
+        st.next_nexus_seq += 1;
         seq
     }
 
@@ -596,6 +615,28 @@ impl RunShared {
     pub(crate) fn resolve_cancel_external(&self, seq: u32, failure: Option<Failure>) {
         if let Some(slot) = self.state.borrow_mut().cancel_externals.get_mut(&seq) {
             slot.resolve(failure);
+        }
+    }
+
+    pub(crate) fn resolve_nexus_start(&self, seq: u32, r: ResolveNexusOperationStart) {
+        let mut st = self.state.borrow_mut();
+        // An operation that failed to start has no result either.
+        let failed = matches!(
+            r.status,
+            Some(resolve_nexus_operation_start::Status::Failed(_)) | None
+        );
+        if let Some(slot) = st.nexus_starts.get_mut(&seq) {
+            slot.resolve(r);
+        }
+        if failed {
+            st.nexus_results.remove(&seq);
+        }
+    }
+
+    pub(crate) fn resolve_nexus(&self, seq: u32, r: NexusOperationResult) {
+        let mut st = self.state.borrow_mut();
+        if let Some(slot) = st.nexus_results.get_mut(&seq) {
+            slot.resolve(r);
         }
     }
 
@@ -1236,6 +1277,8 @@ pub(crate) fn base_outbound(shared: &Rc<RunShared>) -> WorkflowOutboundService {
                     .map(|f| WorkflowOutboundResponse::ExternalResolved(f.map(Box::new))),
                 Wait::CancelExternal(seq) => take(&mut st.cancel_externals, seq, cx)
                     .map(|f| WorkflowOutboundResponse::ExternalResolved(f.map(Box::new))),
+                Wait::NexusStart(seq) => take(&mut st.nexus_starts, seq, cx)
+                    .map(|r| WorkflowOutboundResponse::NexusStarted(Box::new(r))),
                 // The run ends with this command: nothing answers it.
                 Wait::Never => None,
             };
@@ -1311,6 +1354,19 @@ fn issue(shared: &RunShared, req: WorkflowOutbound) -> Wait {
                 None,
             )
         }
+        WorkflowOutbound::StartNexusOperation(cmd) => {
+            st.nexus_starts.insert(cmd.seq, Slot::default());
+            st.nexus_results.insert(cmd.seq, Slot::default());
+            let summary = st.nexus_summaries.remove(&cmd.seq);
+            (
+                Wait::NexusStart(cmd.seq),
+                workflow_command::Variant::ScheduleNexusOperation(*cmd),
+                summary.map(|s| UserMetadata {
+                    summary: Some(s),
+                    details: None,
+                }),
+            )
+        }
         WorkflowOutbound::ContinueAsNew(cmd) => {
             st.closing = true;
             (
@@ -1335,5 +1391,6 @@ enum Wait {
     ChildStart(u32),
     SignalExternal(u32),
     CancelExternal(u32),
+    NexusStart(u32),
     Never,
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod context;
 pub(crate) mod messages;
+pub(crate) mod nexus;
 pub(crate) mod ops;
 pub(crate) mod run;
 pub(crate) mod thread;

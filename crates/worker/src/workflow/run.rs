@@ -191,19 +191,16 @@ impl WorkflowRun {
                     self.shared.resolve_cancel_external(r.seq, r.failure);
                     needs_poll = true;
                 }
-                J::RemoveFromCache(_) => {}
-                other => {
-                    return Err(self
-                        .failures
-                        .application_to_failure(&ApplicationFailure::new(
-                            "UnsupportedJob",
-                            format!(
-                                "this Trellis version cannot apply {} to workflow type {}",
-                                job_name(&other),
-                                self.shared.info.workflow_type
-                            ),
-                        )));
+                J::ResolveNexusOperationStart(r) => {
+                    self.shared.resolve_nexus_start(r.seq, r);
+                    needs_poll = true;
                 }
+                J::ResolveNexusOperation(r) => {
+                    self.shared
+                        .resolve_nexus(r.seq, r.result.unwrap_or_default());
+                    needs_poll = true;
+                }
+                J::RemoveFromCache(_) => {}
             }
         }
         if needs_poll {
@@ -472,27 +469,5 @@ impl WorkflowRun {
         };
         self.shared.push_command(variant);
         Ok(())
-    }
-}
-
-fn job_name(v: &workflow_activation_job::Variant) -> &'static str {
-    use workflow_activation_job::Variant as J;
-    match v {
-        J::InitializeWorkflow(_) => "InitializeWorkflow",
-        J::FireTimer(_) => "FireTimer",
-        J::UpdateRandomSeed(_) => "UpdateRandomSeed",
-        J::QueryWorkflow(_) => "QueryWorkflow",
-        J::CancelWorkflow(_) => "CancelWorkflow",
-        J::SignalWorkflow(_) => "SignalWorkflow",
-        J::ResolveActivity(_) => "ResolveActivity",
-        J::NotifyHasPatch(_) => "NotifyHasPatch",
-        J::ResolveChildWorkflowExecutionStart(_) => "ResolveChildWorkflowExecutionStart",
-        J::ResolveChildWorkflowExecution(_) => "ResolveChildWorkflowExecution",
-        J::ResolveSignalExternalWorkflow(_) => "ResolveSignalExternalWorkflow",
-        J::ResolveRequestCancelExternalWorkflow(_) => "ResolveRequestCancelExternalWorkflow",
-        J::DoUpdate(_) => "DoUpdate",
-        J::ResolveNexusOperationStart(_) => "ResolveNexusOperationStart",
-        J::ResolveNexusOperation(_) => "ResolveNexusOperation",
-        J::RemoveFromCache(_) => "RemoveFromCache",
     }
 }
