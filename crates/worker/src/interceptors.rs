@@ -13,7 +13,7 @@
 //! outermost. Activity layers are any tower `Layer` (e.g. `tower::timeout::TimeoutLayer`,
 //! `tower::limit::ConcurrencyLimitLayer`) or [`from_fn`](trellis_interceptor::from_fn) hooks.
 //! Workflow layers are built once per run by a function of the run's
-//! [`WorkflowContext`](crate::WorkflowContext), usually
+//! [`WorkflowContext`], usually
 //! with [`local_from_fn`](trellis_interceptor::local_from_fn); they run inside the workflow's
 //! deterministic executor, so they must be deterministic themselves (no clocks, no I/O) — they
 //! run again on every replay.
