@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]
-//!                [--encryption-key-id ID --encryption-key-file PATH]
+//!                [--encryption-key-id ID --encryption-key-file PATH] [--nexus-endpoint NAME]
 //! ```
 //!
 //! It prints `ready` on stdout once it polls, and stops gracefully on Ctrl-C / SIGTERM or when
@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use trellis_client::converter::{AesGcmCodec, FailureConverter};
 use trellis_client::{Client, ClientConfig, DataConverter};
+use trellis_worker::nexus::{HandlerErrorType, NexusError, NexusServiceHandler};
 use trellis_worker::{
     ActivityContext, ActivityError, ApplicationFailure, RawValue, Worker, WorkerConfig,
     WorkflowContext, WorkflowError,
@@ -24,6 +25,7 @@ struct Args {
     namespace: String,
     task_queue: String,
     encryption: Option<(String, std::path::PathBuf)>,
+    nexus_endpoint: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
     let mut task_queue = None;
     let mut key_id = None;
     let mut key_file = None;
+    let mut nexus_endpoint = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
             "--task-queue" => task_queue = Some(value()?),
             "--encryption-key-id" => key_id = Some(value()?),
             "--encryption-key-file" => key_file = Some(std::path::PathBuf::from(value()?)),
+            "--nexus-endpoint" => nexus_endpoint = Some(value()?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -54,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         namespace,
         task_queue: task_queue.ok_or("--task-queue is required")?,
         encryption,
+        nexus_endpoint,
     })
 }
 
@@ -230,6 +235,55 @@ async fn count_down(ctx: WorkflowContext, (n, runs): (u32, u32)) -> Result<Strin
     Ok(format!("done after {} runs", runs + 1))
 }
 
+#[derive(Deserialize)]
+struct NexusCall {
+    endpoint: String,
+    service: String,
+    operation: String,
+    #[serde(default)]
+    input: serde_json::Value,
+}
+
+/// Calls any Nexus operation (e.g. one a Python worker serves) through an endpoint and returns
+/// its result; a failed operation fails the workflow with the Nexus failure chain.
+async fn call_nexus(
+    ctx: WorkflowContext,
+    call: NexusCall,
+) -> Result<serde_json::Value, WorkflowError> {
+    Ok(ctx
+        .nexus_client(call.endpoint, call.service)
+        .operation_by_name::<serde_json::Value, _>(call.operation, &call.input)
+        .schedule_to_close_timeout(Duration::from_secs(60))
+        .run()
+        .await?)
+}
+
+#[derive(Deserialize)]
+struct NexusFailure {
+    /// A handler error type (`BAD_REQUEST`, `INTERNAL`, ...) or `OPERATION_FAILED`.
+    r#type: String,
+    message: String,
+}
+
+/// The Nexus service `Interop` of the interop contract.
+fn interop_nexus_service() -> NexusServiceHandler {
+    NexusServiceHandler::new("Interop")
+        .sync_operation("greet", |_ctx, name: String| async move {
+            Ok(format!("Hello, {name}!"))
+        })
+        .sync_operation("echo", |_ctx, value: RawValue| async move { Ok(value) })
+        .sync_operation("fail", |_ctx, f: NexusFailure| async move {
+            let error = match f.r#type.as_str() {
+                "OPERATION_FAILED" => NexusError::operation_failed(f.message),
+                other => match HandlerErrorType::from_wire_name(other) {
+                    Some(t) => NexusError::handler(t, f.message),
+                    None => NexusError::bad_request(format!("unknown error type {other:?}")),
+                },
+            };
+            Err::<(), _>(error)
+        })
+}
+
 /// The worker configuration of the interop contract.
 fn worker_config(task_queue: &str) -> WorkerConfig {
     WorkerConfig::new(task_queue)
@@ -241,8 +295,10 @@ fn worker_config(task_queue: &str) -> WorkerConfig {
         .workflow("Messages", messages)
         .workflow("Parent", parent)
         .workflow("CountDown", count_down)
+        .workflow("CallNexus", call_nexus)
         .activity("compose_greeting", compose_greeting)
         .activity("echo", echo)
+        .nexus_service(interop_nexus_service())
 }
 
 #[tokio::main]
@@ -255,7 +311,7 @@ async fn main() -> std::process::ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "interop-worker: {e}\nusage: interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS]"
+                "interop-worker: {e}\nusage: interop-worker --task-queue TQ [--address HOST:PORT] [--namespace NS] [--encryption-key-id ID --encryption-key-file PATH] [--nexus-endpoint NAME]"
             );
             return std::process::ExitCode::from(2);
         }
@@ -293,6 +349,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let client = Client::connect(config).await?;
+    if let Some(endpoint) = &args.nexus_endpoint {
+        trellis_client::nexus::create_endpoint(&client, endpoint, &args.task_queue).await?;
+    }
     let worker = Worker::new(&client, worker_config(&args.task_queue)).await?;
     println!("ready");
     worker

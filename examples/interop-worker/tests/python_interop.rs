@@ -150,3 +150,55 @@ fn python_signals_queries_and_updates_trellis_and_serves_its_child() {
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
     stop_worker(worker);
 }
+
+#[test]
+fn python_calls_trellis_nexus_operations_and_trellis_calls_python_ones() {
+    let task_queue = trellis_testing::unique("interop-nexus");
+    let endpoint = trellis_testing::unique("interop-nexus-ep");
+    let py_task_queue = trellis_testing::unique("interop-nexus-py");
+    let py_endpoint = trellis_testing::unique("interop-nexus-py-ep");
+    // The worker creates the endpoint to its own task queue (`--nexus-endpoint`); the Python
+    // service's endpoint is made here.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(trellis_testing::client());
+    let py = runtime
+        .block_on(trellis_client::nexus::create_endpoint(
+            &client,
+            &py_endpoint,
+            &py_task_queue,
+        ))
+        .expect("creating the Python service's endpoint");
+    let worker = start_worker(
+        &task_queue,
+        &["--nexus-endpoint".as_ref(), endpoint.as_ref()],
+    );
+    let (checks, stdout) = run_driver(
+        "drive_nexus.py",
+        &[&task_queue, &endpoint, &py_task_queue, &py_endpoint],
+    );
+    assert_eq!(
+        names(&checks),
+        [
+            "python-calls-trellis-sync",
+            "python-calls-trellis-echo",
+            "python-sees-handler-error",
+            "python-sees-operation-failure",
+            "trellis-calls-python",
+        ],
+        "{stdout}"
+    );
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    stop_worker(worker);
+    runtime.block_on(async {
+        trellis_client::nexus::delete_endpoint(&client, &py)
+            .await
+            .unwrap();
+        let mine = trellis_client::nexus::get_endpoint(&client, &endpoint)
+            .await
+            .unwrap()
+            .expect("the worker created its endpoint");
+        trellis_client::nexus::delete_endpoint(&client, &mine)
+            .await
+            .unwrap();
+    });
+}
