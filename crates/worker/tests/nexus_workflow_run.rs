@@ -2,7 +2,9 @@
 //! that a Trellis worker serves by starting Trellis workflows (registered on the same worker).
 //! The result arrives when the handler workflow completes; both histories link to each other;
 //! cancelling the operation cancels the handler workflow; a failing handler workflow fails the
-//! operation; a second start for a running workflow id is a `CONFLICT`.
+//! operation; a second start for a running workflow id is a `CONFLICT`. The service and its
+//! workflows reach the worker through a `SimplePlugin`; the worker's own Nexus inbound layer
+//! still sees every request.
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use trellis_core_proto::api::common::v1::link;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_interceptor::{BoxError, Next, from_fn};
+use trellis_plugin_simple::SimplePlugin;
 use trellis_testing::{client, unique};
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
 use trellis_worker::nexus::{NexusServiceHandler, Operation, Service, WorkflowRunToken};
@@ -92,8 +95,10 @@ fn greeting_service() -> NexusServiceHandler {
         })
 }
 
-fn handler_workflows(config: WorkerConfig) -> WorkerConfig {
-    config
+/// What a plugin crate would export: the service and the workflows backing it, in one value.
+fn greeting_plugin() -> SimplePlugin {
+    SimplePlugin::new("acme.greetings")
+        .nexus_service(greeting_service())
         .workflow(GREET_WORKFLOW.name(), greet)
         .workflow(WAIT_WORKFLOW.name(), wait_for_cancel)
         .workflow("Fails", fail)
@@ -187,8 +192,9 @@ async fn python_workflow_calls_trellis_workflow_run_operations() {
     let log = seen.clone();
     let worker = spawn_worker(
         &client,
-        handler_workflows(WorkerConfig::new(&tq))
-            .nexus_service(greeting_service())
+        // The plugin supplies the Nexus service and the handler workflows.
+        WorkerConfig::new(&tq)
+            .plugin(greeting_plugin())
             .nexus_inbound_layer(from_fn(
                 move |req: NexusInbound,
                       next: Next<NexusInbound, NexusInboundResponse, BoxError>| {
