@@ -2,7 +2,8 @@
 //! that a Trellis worker serves by starting Trellis workflows (registered on the same worker).
 //! The result arrives when the handler workflow completes; both histories link to each other;
 //! cancelling the operation cancels the handler workflow; a failing handler workflow fails the
-//! operation; a second start for a running workflow id is a `CONFLICT`. The service and its
+//! operation; a second start for a running workflow id is a `CONFLICT`, or joins it under the
+//! `UseExisting` conflict policy. The service and its
 //! workflows reach the worker through a `SimplePlugin`; the worker's own Nexus inbound layer
 //! still sees every request.
 
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use trellis_client::{Client, WorkflowExecutionStatus, WorkflowOptions, nexus};
+use trellis_client::{
+    Client, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowOptions, nexus,
+};
 use trellis_core_proto::api::common::v1::link;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
@@ -43,6 +46,7 @@ impl Service for GreetingService {
 impl GreetingService {
     const GREET: Operation<Person, Greeting> = Operation::new("greet");
     const WAIT: Operation<Person, Greeting> = Operation::new("wait");
+    const JOIN: Operation<Person, Greeting> = Operation::new("join");
 }
 
 const GREET_WORKFLOW: WorkflowRef<(Person,), Greeting> = WorkflowRef::new("Greet");
@@ -80,6 +84,16 @@ fn greeting_service() -> NexusServiceHandler {
         .workflow_run(GreetingService::WAIT, |ctx, p: Person| async move {
             let options = WorkflowOptions {
                 id: format!("wait-{}", p.name),
+                ..Default::default()
+            };
+            ctx.start_workflow(WAIT_WORKFLOW, (p,), options).await
+        })
+        // Joins the `wait` workflow of that name if it runs (its outcome completes this
+        // operation too).
+        .workflow_run(GreetingService::JOIN, |ctx, p: Person| async move {
+            let options = WorkflowOptions {
+                id: format!("wait-{}", p.name),
+                id_conflict_policy: WorkflowIdConflictPolicy::UseExisting,
                 ..Default::default()
             };
             ctx.start_workflow(WAIT_WORKFLOW, (p,), options).await
@@ -314,6 +328,16 @@ async fn python_workflow_calls_trellis_workflow_run_operations() {
     assert_eq!(conflict["cause"]["class"], "HandlerError", "{all}");
     assert_eq!(conflict["cause"]["type"], "CONFLICT", "{all}");
     assert_eq!(conflict["cause"]["retryable"], false, "{all}");
+
+    // A start with the USE_EXISTING policy found the running workflow and attached its
+    // callback: cancelling that workflow (through the first operation) completed the second
+    // operation as cancelled too.
+    let join = case(&cases, "join-running");
+    assert_eq!(join["token"], join["first_token"], "{all}");
+    assert!(
+        join["error"].to_string().contains("CancelledError"),
+        "{all}"
+    );
 
     // The inbound layers saw every start and cancel.
     let seen = seen.lock().unwrap().clone();

@@ -34,6 +34,7 @@ class GreetingService:
     greet: nexusrpc.Operation[Person, Greeting]
     wait: nexusrpc.Operation[Person, Greeting]
     fail: nexusrpc.Operation[Person, Greeting]
+    join: nexusrpc.Operation[Person, Greeting]
 
 
 def describe(err: BaseException | None) -> dict | None:
@@ -130,6 +131,39 @@ class StartTwice:
         return out
 
 
+@workflow.defn
+class JoinRunning:
+    """Starts `wait` for a name, then `join` for the same name (the handler starts the same
+    workflow id with the USE_EXISTING conflict policy, attaching its callback to the running
+    workflow); cancels the first operation and reports how the second ended."""
+
+    @workflow.run
+    async def run(self, endpoint: str, operation: str, name: str) -> dict:
+        first = await client(endpoint).start_operation(
+            GreetingService.wait,
+            Person(name),
+            schedule_to_close_timeout=timedelta(seconds=60),
+            cancellation_type=workflow.NexusOperationCancellationType.WAIT_REQUESTED,
+        )
+        second = await client(endpoint).start_operation(
+            GreetingService.join,
+            Person(name),
+            schedule_to_close_timeout=timedelta(seconds=60),
+        )
+        out: dict = {"first_token": first.operation_token, "token": second.operation_token}
+        first.cancel()
+        try:
+            await first
+        except BaseException:  # noqa: BLE001
+            pass
+        try:
+            await second
+            out["error"] = None
+        except BaseException as err:  # noqa: BLE001
+            out["error"] = describe(err)
+        return out
+
+
 async def main() -> None:
     address, endpoint, task_queue, suffix = sys.argv[1:5]
     cases = [
@@ -137,12 +171,13 @@ async def main() -> None:
         ("failure", Execute, "fail", f"Bob-{suffix}"),
         ("cancel", StartThenCancel, "wait", f"Cy-{suffix}"),
         ("already-started", StartTwice, "wait", f"Di-{suffix}"),
+        ("join-running", JoinRunning, "join", f"Ed-{suffix}"),
     ]
     client_ = await Client.connect(address)
     async with Worker(
         client_,
         task_queue=task_queue,
-        workflows=[Execute, StartThenCancel, StartTwice],
+        workflows=[Execute, StartThenCancel, StartTwice, JoinRunning],
     ):
         for case, wf, operation, name in cases:
             workflow_id = f"nexus-wr-caller-{case}-{uuid.uuid4()}"
