@@ -180,3 +180,30 @@ fn other_links_are_skipped() {
     let l = nexus_link_to_temporal(&wf).unwrap();
     assert_eq!(temporal_link_to_nexus(&l), Some(wf));
 }
+
+#[test]
+fn start_errors_map_to_handler_errors() {
+    let rpc = |code: Code| ClientError::Rpc {
+        operation: "start_workflow",
+        status: trellis_client::Status::new(code, "the server says no"),
+    };
+    for (code, expected, retryable) in [
+        (Code::AlreadyExists, HandlerErrorType::Conflict, false),
+        (Code::InvalidArgument, HandlerErrorType::BadRequest, false),
+        (Code::Unavailable, HandlerErrorType::Unavailable, true),
+        (Code::NotFound, HandlerErrorType::NotFound, false),
+        (Code::FailedPrecondition, HandlerErrorType::Internal, false),
+        (
+            Code::DeadlineExceeded,
+            HandlerErrorType::UpstreamTimeout,
+            true,
+        ),
+        (Code::Internal, HandlerErrorType::Internal, true),
+    ] {
+        let e = client_error(rpc(code), "starting the workflow").into_inner();
+        let h = e.downcast_ref::<HandlerError>().expect("a handler error");
+        assert_eq!(h.error_type, expected, "{code:?}");
+        assert_eq!(h.is_retryable(), retryable, "{code:?}");
+        assert_eq!(h.message, "starting the workflow: the server says no");
+    }
+}
