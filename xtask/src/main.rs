@@ -15,6 +15,8 @@
 //!   runs `bench/orch.py`. `--quick` is a one-round smoke run with tiny workloads.
 //! - `bench-trellis [--rounds N]`: Trellis alone on one dev server (replay, converter, codec
 //!   MB/s, layers): the quick in-repo numbers, no peers.
+//! - `codegen [--check]`: turns the Nexus contracts in `proto/` into Rust (see [`CODEGEN`]);
+//!   `--check` writes nothing and fails when the committed code is stale (`test` runs it).
 //! - `python-env`: creates `.tools/venv` with the Temporal Python SDK (used by interop tests).
 
 use std::process::{Command, ExitCode};
@@ -29,10 +31,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("bench-trellis") => bench_trellis(&args[1..]),
+        Some("codegen") => codegen(&args[1..]),
         Some("python-env") => trellis_testing::python().map(|p| println!("{}", p.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <dev-server [--port N] | demo | test | bench [--rounds N] [--quick] | bench-trellis [--rounds N] | python-env>"
+                "usage: cargo xtask <dev-server [--port N] | demo | test | bench [--rounds N] [--quick] | bench-trellis [--rounds N] | codegen [--check] | python-env>"
             );
             return ExitCode::from(2);
         }
@@ -101,6 +104,8 @@ fn demo() -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     println!("== rustfmt");
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    println!("== codegen --check");
+    codegen(&["--check".to_owned()])?;
     println!("== clippy");
     run(cargo().args([
         "clippy",
@@ -125,6 +130,45 @@ fn test(extra: &[String]) -> Result<(), String> {
     let result = run(&mut cmd);
     server.stop();
     result
+}
+
+/// The `.proto` files `cargo xtask codegen` turns into Rust (relative to `proto/`, the include
+/// root), and the directory (relative to the workspace) each one's package file goes to.
+const CODEGEN: &[(&str, &str)] = &[("acme/weather/v1/weather.proto", "examples/plugins/src/gen")];
+
+fn codegen(args: &[String]) -> Result<(), String> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => return Err("usage: cargo xtask codegen [--check]".into()),
+    };
+    let root = workspace_root();
+    let mut stale = Vec::new();
+    for (file, out) in CODEGEN {
+        let generator = trellis_codegen::Codegen::new()
+            .include(root.join("proto"))
+            .file(root.join("proto").join(file));
+        let out = root.join(out);
+        if check {
+            stale.extend(generator.check(&out).map_err(|e| e.to_string())?);
+        } else {
+            for path in generator.write_to(&out).map_err(|e| e.to_string())? {
+                println!("generated {}", path.display());
+            }
+        }
+    }
+    if stale.is_empty() {
+        if check {
+            println!("generated code is up to date");
+        }
+        Ok(())
+    } else {
+        let list: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+        Err(format!(
+            "generated code is stale (run `cargo xtask codegen`): {}",
+            list.join(", ")
+        ))
+    }
 }
 
 fn bench_trellis(extra: &[String]) -> Result<(), String> {

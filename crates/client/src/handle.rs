@@ -142,10 +142,39 @@ impl WorkflowHandle {
         name: &str,
         args: impl IntoPayloads,
     ) -> Result<T, ClientError> {
-        self.start_update_with(name, args, UpdateStage::Completed)
+        self.start_update_with(name, new_update_id(), args, UpdateStage::Completed)
             .await?
             .result()
             .await
+    }
+
+    /// Sends the update `name` with an update id of your choosing and waits until the workflow
+    /// accepted it. The id makes the update idempotent: sending the same id again (after a
+    /// timeout, or from another process) does not run the handler again, and the handle gives
+    /// the one result. Look it up later with [`WorkflowHandle::update_handle`].
+    pub async fn start_update_with_id(
+        &self,
+        name: &str,
+        update_id: &str,
+        args: impl IntoPayloads,
+    ) -> Result<UpdateHandle, ClientError> {
+        self.start_update_with(name, update_id.to_owned(), args, UpdateStage::Accepted)
+            .await
+    }
+
+    /// A handle to an update sent earlier to this workflow (by this client or another), by its
+    /// id: [`UpdateHandle::result`] waits for its outcome. An id the workflow never received
+    /// gives a `NotFound` [`ClientError::Rpc`] from `result`.
+    pub fn update_handle(&self, update_id: impl Into<String>) -> UpdateHandle {
+        let update_id = update_id.into();
+        UpdateHandle {
+            client: self.client.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            name: format!("update {update_id:?}"),
+            update_id,
+            outcome: None,
+        }
     }
 
     /// Sends the update `name` and waits only until the workflow accepted it (its validator
@@ -155,18 +184,18 @@ impl WorkflowHandle {
         name: &str,
         args: impl IntoPayloads,
     ) -> Result<UpdateHandle, ClientError> {
-        self.start_update_with(name, args, UpdateStage::Accepted)
+        self.start_update_with(name, new_update_id(), args, UpdateStage::Accepted)
             .await
     }
 
     async fn start_update_with(
         &self,
         name: &str,
+        update_id: String,
         args: impl IntoPayloads,
         wait_for: UpdateStage,
     ) -> Result<UpdateHandle, ClientError> {
         let args = self.client.data_converter().encode_args(args)?;
-        let update_id = uuid::Uuid::new_v4().to_string();
         let call = ClientCall::Update(Box::new(UpdateCall {
             workflow_id: self.workflow_id.clone(),
             run_id: self.run_id.clone(),
@@ -261,6 +290,10 @@ impl WorkflowHandle {
             other => Err(ClientError::unexpected("fetch_history", &other)),
         }
     }
+}
+
+fn new_update_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// An update the workflow accepted. See [`WorkflowHandle::start_update`].

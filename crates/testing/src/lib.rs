@@ -147,17 +147,27 @@ impl DevServer {
     /// waits until its port accepts connections. When `watch_pid` is set, the server is killed
     /// as soon as that process is gone, so a crashed test run leaves no server behind.
     pub fn start(watch_pid: Option<u32>) -> Result<Self, String> {
+        Self::launch(free_port(), None, watch_pid)
+    }
+
+    /// Starts a dev server on `port` that keeps its state in the SQLite file `db_file`, so a
+    /// server started again on the same port and file carries on where the stopped one was
+    /// (for tests of a server that goes away and comes back). Stopped on drop.
+    pub fn start_persistent(port: u16, db_file: &Path) -> Result<Self, String> {
+        Self::launch(port, Some(db_file), Some(std::process::id()))
+    }
+
+    fn launch(port: u16, db_file: Option<&Path>, watch_pid: Option<u32>) -> Result<Self, String> {
         let cli = temporal_cli()?;
-        let port = free_port();
         let mut cmd = match watch_pid {
             Some(pid) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(
                         "\"$@\" & child=$!; \
-                         trap 'kill $child 2>/dev/null' EXIT TERM INT; \
+                         trap 'kill $child 2>/dev/null; wait $child; exit' EXIT TERM INT; \
                          while kill -0 $child 2>/dev/null; do \
-                           kill -0 \"$WATCH_PID\" 2>/dev/null || break; sleep 1; \
+                           kill -0 \"$WATCH_PID\" 2>/dev/null || break; sleep 0.2; \
                          done",
                     )
                     .arg("sh")
@@ -177,10 +187,13 @@ impl DevServer {
             "error",
         ])
         .arg("--port")
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .arg(port.to_string());
+        if let Some(db) = db_file {
+            cmd.arg("--db-filename").arg(db);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| format!("starting {cli:?}: {e}"))?;
         let address = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -219,6 +232,19 @@ impl DevServer {
     }
 
     fn kill(&mut self) {
+        // SIGTERM first: when the child is the watchdog shell, its trap stops the server (a
+        // SIGKILL would leave the server running, orphaned).
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -72,7 +72,7 @@ pub use trellis_core_proto::coresdk::child_workflow::{
     ChildWorkflowCancellationType, ParentClosePolicy,
 };
 pub use trellis_core_proto::coresdk::workflow_commands::ActivityCancellationType;
-pub use worker::{ShutdownHandle, Worker, WorkerConfig};
+pub use worker::{Pollers, ShutdownHandle, Worker, WorkerConfig};
 pub use workflow::context::{
     ActivityCall, ActivityFuture, CancelRequested, DynamicSignalChannel, SignalChannel, Timer,
     WorkflowContext, WorkflowInfo,

@@ -62,6 +62,20 @@ pub struct WorkerConfig {
     /// After shutdown starts, how long running activities may take before they are asked to
     /// cancel. `None` waits for them however long they take.
     pub graceful_shutdown_timeout: Option<Duration>,
+    /// How many workflow task polls may be open at once. `None` (the default) lets the engine
+    /// decide when the worker starts: autoscaling when the namespace advertises automatic
+    /// enrolment, else a fixed maximum of 5. A fixed maximum must be at least 2 while workflows
+    /// are cached (one poll for the worker's sticky queue, one for the shared queue).
+    pub workflow_task_pollers: Option<Pollers>,
+    /// How many activity task polls may be open at once (`None`: as for workflow tasks).
+    pub activity_task_pollers: Option<Pollers>,
+    /// How many Nexus task polls may be open at once (`None`: as for workflow tasks).
+    pub nexus_task_pollers: Option<Pollers>,
+    /// At most this many activity attempts start per second on this worker (`None`: no limit).
+    pub max_activities_per_second: Option<f64>,
+    /// At most this many activity attempts start per second on the whole task queue, across
+    /// every worker polling it; the server enforces it (`None`: no limit).
+    pub max_task_queue_activities_per_second: Option<f64>,
     workflows: Vec<(String, WorkflowDefinition)>,
     activities: Vec<(String, ActivityDefinition)>,
     nexus_services: Vec<(String, NexusServiceHandler)>,
@@ -74,6 +88,111 @@ pub struct WorkerConfig {
     failure_types: Vec<FailureType>,
     /// Where registrations made now come from (a plugin while its hook runs).
     pub(crate) source: Option<String>,
+}
+
+/// How many polls of one kind of task a worker keeps open at once.
+///
+/// Each open poll is a long-poll RPC waiting for the server to hand out a task; a poll only
+/// starts when a slot for its task is free (see the `max_concurrent_*` settings).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pollers {
+    /// Up to this many polls (at least 1; at least 2 for workflow tasks while workflows are
+    /// cached).
+    Maximum(usize),
+    /// The number of polls follows the server's feedback: more while tasks keep coming, fewer
+    /// when polls come back empty.
+    Autoscaling {
+        /// Always at least this many (at least 1).
+        minimum: usize,
+        /// Never more than this many (at least `minimum`).
+        maximum: usize,
+        /// How many to start with (between `minimum` and `maximum`).
+        initial: usize,
+    },
+}
+
+impl Pollers {
+    fn to_core(self) -> temporalio_sdk_core::PollerBehavior {
+        match self {
+            Pollers::Maximum(n) => temporalio_sdk_core::PollerBehavior::SimpleMaximum(n),
+            Pollers::Autoscaling {
+                minimum,
+                maximum,
+                initial,
+            } => temporalio_sdk_core::PollerBehavior::Autoscaling {
+                minimum,
+                maximum,
+                initial,
+            },
+        }
+    }
+
+    /// Checks the numbers, naming the setting in the error.
+    fn validate(self, setting: &str, minimum_maximum: usize) -> Result<(), WorkerError> {
+        let bad = |why: String| Err(WorkerError::Config(format!("{setting}: {why}")));
+        match self {
+            Pollers::Maximum(n) if n < minimum_maximum => bad(format!(
+                "Pollers::Maximum({n}) is too few (at least {minimum_maximum})"
+            )),
+            Pollers::Autoscaling { minimum: 0, .. } => {
+                bad("the autoscaling minimum must be at least 1".into())
+            }
+            Pollers::Autoscaling {
+                minimum, maximum, ..
+            } if maximum < minimum => bad(format!(
+                "the autoscaling maximum ({maximum}) is below the minimum ({minimum})"
+            )),
+            Pollers::Autoscaling {
+                minimum,
+                maximum,
+                initial,
+            } if initial < minimum || initial > maximum => bad(format!(
+                "the autoscaling initial count ({initial}) is outside {minimum}..={maximum}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Checks the poller and rate settings before the engine sees them, naming the setting.
+fn validate_limits(config: &WorkerConfig) -> Result<(), WorkerError> {
+    let workflow_minimum = if config.max_cached_workflows > 0 {
+        2
+    } else {
+        1
+    };
+    for (setting, pollers, minimum) in [
+        (
+            "workflow_task_pollers",
+            config.workflow_task_pollers,
+            workflow_minimum,
+        ),
+        ("activity_task_pollers", config.activity_task_pollers, 1),
+        ("nexus_task_pollers", config.nexus_task_pollers, 1),
+    ] {
+        if let Some(pollers) = pollers {
+            pollers.validate(setting, minimum)?;
+        }
+    }
+    for (setting, rate) in [
+        (
+            "max_activities_per_second",
+            config.max_activities_per_second,
+        ),
+        (
+            "max_task_queue_activities_per_second",
+            config.max_task_queue_activities_per_second,
+        ),
+    ] {
+        if let Some(rate) = rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(WorkerError::Config(format!(
+                "{setting} must be a positive number (it is {rate})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Recognises an error type that fails the workflow, and names it.
@@ -99,6 +218,14 @@ impl std::fmt::Debug for WorkerConfig {
                 &self.max_concurrent_nexus_tasks,
             )
             .field("graceful_shutdown_timeout", &self.graceful_shutdown_timeout)
+            .field("workflow_task_pollers", &self.workflow_task_pollers)
+            .field("activity_task_pollers", &self.activity_task_pollers)
+            .field("nexus_task_pollers", &self.nexus_task_pollers)
+            .field("max_activities_per_second", &self.max_activities_per_second)
+            .field(
+                "max_task_queue_activities_per_second",
+                &self.max_task_queue_activities_per_second,
+            )
             .field("workflows", &self.workflow_names())
             .field("activities", &self.activity_names())
             .field("nexus_services", &self.nexus_service_names())
@@ -127,6 +254,11 @@ impl WorkerConfig {
             max_concurrent_activities: 100,
             max_concurrent_nexus_tasks: 100,
             graceful_shutdown_timeout: None,
+            workflow_task_pollers: None,
+            activity_task_pollers: None,
+            nexus_task_pollers: None,
+            max_activities_per_second: None,
+            max_task_queue_activities_per_second: None,
             workflows: Vec::new(),
             activities: Vec::new(),
             nexus_services: Vec::new(),
@@ -691,6 +823,7 @@ impl Worker {
             .clone()
             .unwrap_or_else(|| format!("trellis-{}", env!("CARGO_PKG_VERSION")));
         let max_tasks = config.max_concurrent_workflow_tasks.max(2);
+        validate_limits(&config)?;
         let core_config = CoreWorkerConfig::builder()
             .namespace(client.namespace())
             .task_queue(config.task_queue.clone())
@@ -708,6 +841,11 @@ impl Worker {
             .max_outstanding_activities(config.max_concurrent_activities.max(1))
             .max_outstanding_nexus_tasks(config.max_concurrent_nexus_tasks.max(1))
             .maybe_graceful_shutdown_period(config.graceful_shutdown_timeout)
+            .maybe_workflow_task_poller_behavior(config.workflow_task_pollers.map(Pollers::to_core))
+            .maybe_activity_task_poller_behavior(config.activity_task_pollers.map(Pollers::to_core))
+            .maybe_nexus_task_poller_behavior(config.nexus_task_pollers.map(Pollers::to_core))
+            .maybe_max_worker_activities_per_second(config.max_activities_per_second)
+            .maybe_max_task_queue_activities_per_second(config.max_task_queue_activities_per_second)
             .plugins(
                 plugins
                     .iter()

@@ -9,8 +9,8 @@ use trellis_client::{Client, ClientError, WorkflowExecutionStatus, WorkflowOptio
 use trellis_core_proto::api::enums::v1::EventType;
 use trellis_testing::{client, unique, workflow_task_failure};
 use trellis_worker::{
-    ActivityContext, ActivityError, ApplicationFailure, ShutdownHandle, Worker, WorkerConfig,
-    WorkflowContext, WorkflowError,
+    ActivityContext, ActivityError, ApplicationFailure, Pollers, ShutdownHandle, Worker,
+    WorkerConfig, WorkerError, WorkflowContext, WorkflowError,
 };
 
 async fn compose_greeting(
@@ -576,4 +576,137 @@ async fn graceful_shutdown_finishes_in_flight_activities() {
         "the activity was not run again"
     );
     stop(w2).await;
+}
+
+async fn fan_out(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    let calls = (0..n).map(|i| {
+        ctx.activity("compose_greeting")
+            .args(("Hi", i.to_string()))
+            .start_to_close_timeout(Duration::from_secs(30))
+            .run::<String>()
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut ok = 0;
+    for r in results {
+        r?;
+        ok += 1;
+    }
+    Ok(ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poller_settings_and_activity_rate_limit_apply() {
+    let client = client().await;
+    let tq = unique("pollers");
+    let mut config = WorkerConfig::new(&tq)
+        .workflow("FanOut", fan_out)
+        .activity("compose_greeting", compose_greeting);
+    config.workflow_task_pollers = Some(Pollers::Maximum(2));
+    config.activity_task_pollers = Some(Pollers::Autoscaling {
+        minimum: 1,
+        maximum: 4,
+        initial: 2,
+    });
+    config.max_activities_per_second = Some(2.0);
+    config.max_task_queue_activities_per_second = Some(100.0);
+    let w = spawn_worker(&client, config).await;
+    let handle = client
+        .start_workflow(
+            "FanOut",
+            &6u32,
+            WorkflowOptions::new(unique("fan-out"), &tq),
+        )
+        .await
+        .unwrap();
+    assert_eq!(handle.result::<u32>().await.unwrap(), 6);
+    // Six activities scheduled at once, but at most two start per second on this worker: their
+    // starts in the history spread over at least a second and a half.
+    let history = handle.fetch_history().await.unwrap();
+    let starts: Vec<std::time::SystemTime> = history
+        .events
+        .iter()
+        .filter(|e| e.event_type() == EventType::ActivityTaskStarted)
+        .map(|e| {
+            let t = e.event_time.as_ref().unwrap();
+            std::time::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32)
+        })
+        .collect();
+    assert_eq!(starts.len(), 6);
+    let first = starts.iter().min().unwrap();
+    let last = starts.iter().max().unwrap();
+    let spread = last.duration_since(*first).unwrap();
+    assert!(
+        spread >= Duration::from_millis(1500),
+        "6 activity starts at 2/s spread over {spread:?}"
+    );
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_poller_and_rate_settings_are_named() {
+    let client = client().await;
+    let base =
+        || WorkerConfig::new(unique("bad-pollers")).activity("compose_greeting", compose_greeting);
+    let cases: Vec<(WorkerConfig, &str)> = vec![
+        (
+            {
+                let mut c = base().workflow("Greet", greet);
+                c.workflow_task_pollers = Some(Pollers::Maximum(1));
+                c
+            },
+            "workflow_task_pollers: Pollers::Maximum(1) is too few (at least 2)",
+        ),
+        (
+            {
+                let mut c = base();
+                c.activity_task_pollers = Some(Pollers::Autoscaling {
+                    minimum: 2,
+                    maximum: 4,
+                    initial: 8,
+                });
+                c
+            },
+            "activity_task_pollers: the autoscaling initial count (8) is outside 2..=4",
+        ),
+        (
+            {
+                let mut c = base();
+                c.nexus_task_pollers = Some(Pollers::Autoscaling {
+                    minimum: 0,
+                    maximum: 4,
+                    initial: 1,
+                });
+                c
+            },
+            "nexus_task_pollers: the autoscaling minimum must be at least 1",
+        ),
+        (
+            {
+                let mut c = base();
+                c.max_activities_per_second = Some(0.0);
+                c
+            },
+            "max_activities_per_second must be a positive number (it is 0)",
+        ),
+        (
+            {
+                let mut c = base();
+                c.max_task_queue_activities_per_second = Some(f64::NAN);
+                c
+            },
+            "max_task_queue_activities_per_second must be a positive number",
+        ),
+    ];
+    for (config, expected) in cases {
+        let err = Worker::new(&client, config).await.unwrap_err();
+        assert!(matches!(err, WorkerError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    // Without a workflow cache, one workflow poller is enough.
+    let mut config = base().workflow("Greet", greet);
+    config.max_cached_workflows = 0;
+    config.workflow_task_pollers = Some(Pollers::Maximum(1));
+    Worker::new(&client, config)
+        .await
+        .expect("one poller without a cache");
 }

@@ -340,6 +340,54 @@ async fn updates_validators_and_wait_condition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_id_makes_the_update_idempotent_and_can_be_looked_up() {
+    let client = client().await;
+    let tq = unique("update-ids");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Counter", counter)).await;
+    let handle = client
+        .start_workflow("Counter", &(), WorkflowOptions::new(unique("counter"), &tq))
+        .await
+        .unwrap();
+    let first = handle
+        .start_update_with_id("add", "order-42", (5i64,))
+        .await
+        .unwrap();
+    assert_eq!(first.id(), "order-42");
+    // The same id again (a retry after a timeout, say): the handler does not run again.
+    let again = handle
+        .start_update_with_id("add", "order-42", (5i64,))
+        .await
+        .unwrap();
+    assert_eq!(first.result::<i64>().await.unwrap(), 5);
+    assert_eq!(again.result::<i64>().await.unwrap(), 5);
+    // Looked up by id from a fresh handle, as another process would.
+    let other = client.workflow_handle(handle.id(), None);
+    assert_eq!(
+        other
+            .update_handle("order-42")
+            .result::<i64>()
+            .await
+            .unwrap(),
+        5
+    );
+    let total: i64 = handle.query("total", ()).await.unwrap();
+    assert_eq!(total, 5, "the update ran once");
+    let missing = other
+        .update_handle("never-sent")
+        .result::<i64>()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.status().map(|s| s.code()),
+        Some(trellis_client::Code::NotFound),
+        "{missing}"
+    );
+    let _: String = handle.update("finish", ()).await.unwrap();
+    assert_eq!(handle.result::<i64>().await.unwrap(), 5);
+    stop(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_answered_while_waiting_on_a_timer() {
     async fn sleeper(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
         let phase = Rc::new(RefCell::new("sleeping".to_owned()));

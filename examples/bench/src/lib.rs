@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use trellis_worker::{
-    ActivityContext, ActivityError, WorkerConfig, WorkflowContext, WorkflowError,
+    ActivityContext, ActivityError, Pollers, WorkerConfig, WorkflowContext, WorkflowError,
 };
 
 /// Activity `echo`: returns its input.
@@ -51,7 +51,8 @@ pub async fn loop_timers(ctx: WorkflowContext, n: i64) -> Result<i64, WorkflowEr
 }
 
 /// The benchmark worker: the three workflows and `echo`, with the limits every peer uses
-/// (100 workflow tasks, 100 activities, 1000 cached runs; pollers are core's default).
+/// (100 workflow tasks, 100 activities, 1000 cached runs, at most 5 workflow and 5 activity
+/// task polls).
 pub fn worker_config(task_queue: &str) -> WorkerConfig {
     let mut config = WorkerConfig::new(task_queue)
         .workflow("EchoWorkflow", echo_workflow)
@@ -61,6 +62,8 @@ pub fn worker_config(task_queue: &str) -> WorkerConfig {
     config.max_concurrent_workflow_tasks = 100;
     config.max_concurrent_activities = 100;
     config.max_cached_workflows = 1000;
+    config.workflow_task_pollers = Some(Pollers::Maximum(5));
+    config.activity_task_pollers = Some(Pollers::Maximum(5));
     config
 }
 

@@ -9,62 +9,38 @@
 //! `crates/worker/tests/nexus_workflow_run.rs` have a Python SDK workflow call the same kinds
 //! of operations through the server.
 
-use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use trellis_client::{Client, ClientConfig, WorkflowOptions, nexus};
 use trellis_plugin_simple::SimplePlugin;
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse, NexusStartOperation};
-use trellis_worker::nexus::{NexusError, NexusServiceHandler, Operation, Service};
+use trellis_worker::nexus::{NexusError, NexusServiceHandler, Service};
 use trellis_worker::{Worker, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef};
 
 use crate::AnyError;
 
-/// The input of `get_weather`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct City {
-    /// The city's name.
-    pub name: String,
-}
-
-/// The output of `get_weather`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Forecast {
-    /// The city.
-    pub city: String,
-    /// The temperature.
-    pub celsius: i32,
-}
-
-/// The contract, shared by the handler and (later) callers.
-#[derive(Debug)]
-pub struct WeatherService;
-
-impl Service for WeatherService {
-    const NAME: &'static str = "WeatherService";
-}
-
-impl WeatherService {
-    /// Today's forecast for a city.
-    pub const GET_WEATHER: Operation<City, Forecast> = Operation::new("get_weather");
-    /// Seven days of forecasts for a city: a workflow run computes them.
-    pub const WEEKLY_FORECAST: Operation<City, Vec<Forecast>> = Operation::new("weekly_forecast");
-}
+// The contract: `City`, `Forecast`, `WeeklyForecast` and `WeatherService` (with
+// `WeatherService::GET_WEATHER` and `WeatherService::WEEKLY_FORECAST`), generated from
+// `proto/acme/weather/v1/weather.proto` by `cargo xtask codegen`. The handler and every
+// caller share it.
+include!("gen/acme.weather.v1.rs");
 
 /// The workflow behind `weekly_forecast` (the plugin registers it too).
-pub const WEEKLY_FORECAST_WORKFLOW: WorkflowRef<(City,), Vec<Forecast>> =
+pub const WEEKLY_FORECAST_WORKFLOW: WorkflowRef<(City,), WeeklyForecast> =
     WorkflowRef::new("WeeklyForecast");
 
 /// Computes a week of forecasts (a real one would run activities calling a weather API).
 pub async fn weekly_forecast(
     _ctx: WorkflowContext,
     city: City,
-) -> Result<Vec<Forecast>, WorkflowError> {
-    Ok((0..7)
-        .map(|day| Forecast {
-            city: city.name.clone(),
-            celsius: 10 + day,
-        })
-        .collect())
+) -> Result<WeeklyForecast, WorkflowError> {
+    Ok(WeeklyForecast {
+        days: (0..7)
+            .map(|day| Forecast {
+                city: city.name.clone(),
+                celsius: 10 + day,
+            })
+            .collect(),
+    })
 }
 
 /// The handlers (a real plugin calls a weather API).
