@@ -18,6 +18,7 @@ use crate::interceptors::{
     AsyncActivityId, ClientCall, ClientCallResponse, ClientCallService, ListCall,
     SignalWithStartCall, StartWorkflowCall, base_call_service,
 };
+use crate::nexus::NexusStartOptions;
 use crate::plugin::{ConnectNext, PropagatedPlugin, named};
 
 /// A connection to a Temporal namespace. Cheap to clone; clones share the connection.
@@ -68,6 +69,11 @@ pub struct WorkflowOptions {
     pub memo: HashMap<String, Payload>,
     /// Headers, already encoded (interceptors usually set these).
     pub headers: HashMap<String, Payload>,
+    /// Nexus plumbing, set by Nexus operation handlers when the workflow backs an
+    /// asynchronous Nexus operation (`trellis_worker`'s workflow-run operations do this):
+    /// the request id, completion callbacks and links attached to the start. Leave it `None`
+    /// otherwise; signal-with-start ignores it.
+    pub nexus: Option<NexusStartOptions>,
 }
 
 impl WorkflowOptions {

@@ -509,6 +509,7 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 let values = dc.encode_payloads(values).await.map_err(codec)?;
                 o.memo = keys.into_iter().zip(values).collect();
             }
+            let nexus = o.nexus.unwrap_or_default();
             let request = StartWorkflowExecutionRequest {
                 namespace: ns,
                 workflow_id: o.id,
@@ -525,12 +526,19 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 workflow_run_timeout: o.run_timeout.map(to_proto_duration),
                 workflow_task_timeout: o.task_timeout.map(to_proto_duration),
                 identity,
-                request_id: uuid::Uuid::new_v4().to_string(),
+                request_id: if nexus.request_id.is_empty() {
+                    uuid::Uuid::new_v4().to_string()
+                } else {
+                    nexus.request_id
+                },
                 workflow_id_reuse_policy: o.id_reuse_policy as i32,
                 workflow_id_conflict_policy: o.id_conflict_policy as i32,
                 retry_policy: o.retry_policy,
                 memo: (!o.memo.is_empty()).then_some(Memo { fields: o.memo }),
                 header: header(o.headers),
+                completion_callbacks: nexus.completion_callbacks,
+                links: nexus.links,
+                on_conflict_options: nexus.on_conflict_options,
                 ..Default::default()
             };
             let r = svc

@@ -24,6 +24,41 @@ use crate::error::ClientError;
 /// A Nexus endpoint as the server stores it (id, version, spec).
 pub use trellis_core_proto::api::nexus::v1::Endpoint;
 
+/// A completion callback attached to a workflow start (the Temporal API's `Callback`).
+pub use trellis_core_proto::api::common::v1::Callback;
+/// A link between Temporal executions and events (the Temporal API's `Link`).
+pub use trellis_core_proto::api::common::v1::Link;
+/// What to attach to a running workflow when a start with
+/// [`WorkflowIdConflictPolicy::UseExisting`](crate::WorkflowIdConflictPolicy::UseExisting)
+/// finds it (the Temporal API's `OnConflictOptions`).
+pub use trellis_core_proto::api::workflow::v1::OnConflictOptions;
+
+/// Nexus plumbing for a workflow start: what a Nexus operation handler attaches when the
+/// workflow it starts backs an asynchronous operation. Set through
+/// [`WorkflowOptions::nexus`](crate::WorkflowOptions::nexus); `trellis_worker`'s
+/// workflow-run operations fill it in, so application code rarely builds one.
+///
+/// - `request_id` becomes the start request's id (an empty one means a fresh random id): the
+///   Nexus request id, so a retried Nexus start finds the workflow its first attempt started
+///   instead of failing as already started;
+/// - `completion_callbacks` make the server deliver the workflow's outcome (result, failure,
+///   cancellation) to the Nexus caller when the workflow closes;
+/// - `links` point back at the caller (e.g. the workflow event that scheduled the operation)
+///   and show up on the started event in the history;
+/// - `on_conflict_options` say what to attach to an already running workflow when the start
+///   uses the `UseExisting` conflict policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NexusStartOptions {
+    /// The start request id (empty: a random one).
+    pub request_id: String,
+    /// Callbacks the server calls when the workflow closes.
+    pub completion_callbacks: Vec<Callback>,
+    /// Links recorded on the workflow's started event.
+    pub links: Vec<Link>,
+    /// What to attach to an existing workflow under `UseExisting`.
+    pub on_conflict_options: Option<OnConflictOptions>,
+}
+
 /// Creates the endpoint `name`, routing to `target_task_queue` in the client's namespace, and
 /// returns it. If an endpoint of that name exists already it is returned as it is (whatever
 /// it targets), so set-up code can run repeatedly.

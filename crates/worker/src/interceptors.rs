@@ -280,6 +280,9 @@ pub enum NexusInboundResponse {
     Started {
         /// The operation token.
         operation_token: String,
+        /// Links to what the operation started (e.g. the started event of the workflow
+        /// backing it), recorded in the caller's history.
+        links: Vec<NexusLink>,
     },
     /// The cancellation request was accepted.
     CancelAccepted,

@@ -213,6 +213,7 @@ async fn nexus_inbound_layers_see_start_and_cancel_with_headers() {
         Ok::<_, BoxError>(match req {
             NexusInbound::StartOperation(s) => NexusInboundResponse::Started {
                 operation_token: format!("{}/{}/{}", s.service, s.operation, s.headers["auth"]),
+                links: Vec::new(),
             },
             NexusInbound::CancelOperation(_) => NexusInboundResponse::CancelAccepted,
         })
@@ -251,7 +252,9 @@ async fn nexus_inbound_layers_see_start_and_cancel_with_headers() {
         ..Default::default()
     });
     match svc.clone().oneshot(start).await.unwrap() {
-        NexusInboundResponse::Started { operation_token } => {
+        NexusInboundResponse::Started {
+            operation_token, ..
+        } => {
             assert_eq!(operation_token, "payments/charge/checked")
         }
         other => panic!("{other:?}"),

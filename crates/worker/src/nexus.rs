@@ -54,6 +54,10 @@
 //!
 //! - [`NexusServiceHandler::sync_operation`] / [`NexusServiceHandler::sync`]: the result is
 //!   returned in the start response (a sync operation should finish within seconds).
+//! - [`NexusServiceHandler::workflow_run`] / [`NexusServiceHandler::workflow_run_operation`]:
+//!   the start starts a workflow (with the caller's completion callback and links attached)
+//!   and returns a [`WorkflowRunToken`]; the workflow's outcome completes the operation, and a
+//!   cancel request cancels the workflow.
 //! - [`NexusServiceHandler::async_operation`]: the start returns an operation token; something
 //!   else delivers the result to the request's callback later, and cancel requests for the
 //!   token reach the operation's cancel function.
@@ -84,6 +88,9 @@ use crate::interceptors::{
 };
 
 pub(crate) mod runner;
+mod workflow_run;
+
+pub use workflow_run::{InvalidToken, WorkflowRunContext, WorkflowRunHandle, WorkflowRunToken};
 
 /// A Nexus service contract: its name. Pair it with [`Operation`] constants naming the
 /// operations and their types (see the [module docs](self)), so the handler and every caller
@@ -672,7 +679,10 @@ impl NexusServiceHandler {
                     let fut = start(ctx, input);
                     async move {
                         let operation_token = fut.await.map_err(NexusError::into_inner)?;
-                        Ok(NexusInboundResponse::Started { operation_token })
+                        Ok(NexusInboundResponse::Started {
+                            operation_token,
+                            links: Vec::new(),
+                        })
                     }
                     .boxed()
                 }

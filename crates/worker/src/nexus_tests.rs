@@ -222,7 +222,9 @@ async fn async_operation_starts_and_cancel_reaches_the_handler() {
         .await
         .unwrap()
     {
-        NexusInboundResponse::Started { operation_token } => {
+        NexusInboundResponse::Started {
+            operation_token, ..
+        } => {
             assert_eq!(operation_token, "watch-Oslo")
         }
         other => panic!("{other:?}"),

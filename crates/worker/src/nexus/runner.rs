@@ -225,11 +225,14 @@ async fn handle(
                 }),
             ))
         }
-        Ok(Ok(NexusInboundResponse::Started { operation_token })) if start => {
+        Ok(Ok(NexusInboundResponse::Started {
+            operation_token,
+            links,
+        })) if start => {
             #[allow(deprecated)]
             let started = start_operation_response::Async {
                 operation_id: String::new(),
-                links: Vec::new(),
+                links,
                 operation_token,
             };
             Status::Completed(start_response(

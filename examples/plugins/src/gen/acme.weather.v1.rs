@@ -18,6 +18,14 @@ pub struct Forecast {
     pub celsius: i32,
 }
 
+/// A week of forecasts for a city.
+#[derive(Clone, Debug, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[serde(crate = "::serde", default)]
+pub struct WeeklyForecast {
+    /// One forecast a day, starting today.
+    pub days: ::std::vec::Vec<Forecast>,
+}
+
 /// Weather forecasts, served by the `acme.weather` plugin.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WeatherService;
@@ -30,4 +38,9 @@ impl WeatherService {
     /// Today's forecast for a city. A city with no name is a bad request.
     pub const GET_WEATHER: ::trellis_worker::nexus::Operation<City, Forecast> =
         ::trellis_worker::nexus::Operation::new("get_weather");
+
+    /// Seven days of forecasts for a city, computed by a workflow run (an asynchronous
+    /// operation: the caller gets the result when the workflow completes).
+    pub const WEEKLY_FORECAST: ::trellis_worker::nexus::Operation<City, WeeklyForecast> =
+        ::trellis_worker::nexus::Operation::new("weekly_forecast");
 }
