@@ -198,6 +198,24 @@ impl Client {
         self.start_workflow_raw(workflow_type, input, options).await
     }
 
+    /// Starts a workflow with one input value and waits for its result (following its
+    /// continue-as-new chain): [`Client::start_workflow`] then [`WorkflowHandle::result`].
+    pub async fn execute_workflow<I, O>(
+        &self,
+        workflow_type: &str,
+        input: &I,
+        options: WorkflowOptions,
+    ) -> Result<O, ClientError>
+    where
+        I: serde::Serialize + ?Sized,
+        O: serde::de::DeserializeOwned + 'static,
+    {
+        self.start_workflow(workflow_type, input, options)
+            .await?
+            .result()
+            .await
+    }
+
     /// Starts a workflow with a list of arguments (a tuple, or `()` for none).
     pub async fn start_workflow_with_args(
         &self,

@@ -3,17 +3,17 @@
 //! `WeatherService.weekly_forecast` (asynchronous, backed by a run of the plugin's own
 //! `WeeklyForecast` workflow).
 //!
-//! Trellis workflows cannot call Nexus operations yet, so `run` starts a worker that serves the
-//! service behind a real endpoint, then calls `get_weather` through the worker configuration's
-//! own Nexus inbound stack in-process. `crates/worker/tests/nexus.rs` and
-//! `crates/worker/tests/nexus_workflow_run.rs` have a Python SDK workflow call the same kinds
-//! of operations through the server.
+//! `run` serves the service behind a real endpoint from a worker that registers nothing itself,
+//! and a caller workflow on another worker (the user's own code, which shares only the
+//! generated contract) calls both operations through the server.
+//! `crates/worker/tests/nexus.rs` and `crates/worker/tests/nexus_workflow_run.rs` have a Python
+//! SDK workflow call the same kinds of operations.
 
-use tower::ServiceExt;
+use std::time::Duration;
+
 use trellis_client::{Client, ClientConfig, WorkflowOptions, nexus};
 use trellis_plugin_simple::SimplePlugin;
-use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse, NexusStartOperation};
-use trellis_worker::nexus::{NexusError, NexusServiceHandler, Service};
+use trellis_worker::nexus::{NexusError, NexusServiceHandler};
 use trellis_worker::{Worker, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef};
 
 use crate::AnyError;
@@ -77,17 +77,42 @@ pub fn plugin() -> SimplePlugin {
         .workflow(WEEKLY_FORECAST_WORKFLOW.name(), weekly_forecast)
 }
 
+/// The caller: a workflow of the user's that asks the weather service for today's forecast and
+/// the week's, through the endpoint named by its input.
+pub async fn plan_trip(ctx: WorkflowContext, endpoint: String) -> Result<String, WorkflowError> {
+    let weather = ctx.nexus_service_client::<WeatherService>(endpoint);
+    let lisbon = City {
+        name: "Lisbon".into(),
+    };
+    let today = weather
+        .operation(WeatherService::GET_WEATHER, &lisbon)
+        .schedule_to_close_timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    let week = weather
+        .operation(WeatherService::WEEKLY_FORECAST, &lisbon)
+        .schedule_to_close_timeout(Duration::from_secs(60))
+        .run()
+        .await?;
+    let warmest = week
+        .days
+        .iter()
+        .map(|d| d.celsius)
+        .max()
+        .unwrap_or(today.celsius);
+    Ok(format!(
+        "{} {}°C today, up to {}°C this week",
+        today.city, today.celsius, warmest
+    ))
+}
+
 /// Connects with the plugin, serves the service on a fresh task queue behind an endpoint, and
-/// gets the forecast for Lisbon.
+/// runs the caller workflow on another task queue.
 pub async fn run(address: String) -> Result<String, AnyError> {
     let client = Client::connect(ClientConfig::new(address).plugin(plugin())).await?;
     let task_queue = format!("weather-{}", crate::unique());
-    let endpoint = nexus::create_endpoint(
-        &client,
-        &format!("weather-{}", crate::unique()),
-        &task_queue,
-    )
-    .await?;
+    let endpoint_name = format!("weather-{}", crate::unique());
+    let endpoint = nexus::create_endpoint(&client, &endpoint_name, &task_queue).await?;
 
     // The worker registers nothing itself: the plugin supplies the Nexus service.
     let worker = Worker::new(&client, WorkerConfig::new(&task_queue)).await?;
@@ -96,32 +121,28 @@ pub async fn run(address: String) -> Result<String, AnyError> {
     let stop = worker.shutdown_handle();
     let running = tokio::spawn(worker.run());
 
-    // The same configuration's Nexus stack, called in-process.
-    let stack = WorkerConfig::new(&task_queue)
-        .plugin(plugin())
-        .apply_plugins()?
-        .nexus_inbound_service()?;
-    let input = client.data_converter().encode(&City {
-        name: "Lisbon".into(),
-    })?;
-    let answer = stack
-        .oneshot(NexusInbound::StartOperation(NexusStartOperation {
-            service: WeatherService::NAME.into(),
-            operation: WeatherService::GET_WEATHER.name().into(),
-            input: Some(input),
-            ..Default::default()
-        }))
-        .await?;
-    let NexusInboundResponse::Completed(payload) = answer else {
-        return Err(format!("unexpected answer {answer:?}").into());
-    };
-    let forecast: Forecast = client.data_converter().decode(&payload)?;
+    // The caller's worker (the plugin reaches it too, but only the workflow is used here).
+    let caller_queue = format!("trips-{}", crate::unique());
+    let caller = Worker::new(
+        &client,
+        WorkerConfig::new(&caller_queue).workflow("PlanTrip", plan_trip),
+    )
+    .await?;
+    let stop_caller = caller.shutdown_handle();
+    let running_caller = tokio::spawn(caller.run());
 
+    let trip: Result<String, _> = client
+        .execute_workflow(
+            "PlanTrip",
+            &endpoint_name,
+            WorkflowOptions::new(format!("trip-{}", crate::unique()), &caller_queue),
+        )
+        .await;
+
+    stop_caller.shutdown();
     stop.shutdown();
+    running_caller.await??;
     running.await??;
     nexus::delete_endpoint(&client, &endpoint).await?;
-    Ok(format!(
-        "serving [{served}]; {} {}°C",
-        forecast.city, forecast.celsius
-    ))
+    Ok(format!("serving [{served}]; {}", trip?))
 }

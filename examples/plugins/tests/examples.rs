@@ -19,7 +19,7 @@ async fn builtin_activity() {
 async fn nexus_service_from_a_plugin() {
     assert_eq!(
         ex::nexus::run(address().await).await.unwrap(),
-        "serving [WeatherService: get_weather, weekly_forecast]; Lisbon 16°C"
+        "serving [WeatherService: get_weather, weekly_forecast]; Lisbon 16°C today, up to 16°C this week"
     );
 }
 
