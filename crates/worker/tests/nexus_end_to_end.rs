@@ -168,7 +168,10 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let client = client().await;
+    env_with(client().await).await
+}
+
+async fn env_with(client: Client) -> Env {
     let handler_tq = unique("shop");
     let caller_tq = unique("buyer");
     let endpoint_name = unique("shop-ep");
@@ -307,5 +310,61 @@ async fn a_handler_error_reaches_the_trellis_caller_typed() {
         ))
     );
     assert_eq!(out.shipment, None);
+    env.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexus_payloads_are_encrypted_in_both_histories_and_decode_on_both_ends() {
+    use trellis_client::converter::AesGcmCodec;
+    use trellis_client::{ClientConfig, DataConverter};
+    use trellis_core_proto::api::history::v1::history_event::Attributes;
+
+    let converter = DataConverter::default().with_codec(AesGcmCodec::new("nexus-key", [9; 32]));
+    let client =
+        trellis_testing::client_with(ClientConfig::new("unused").data_converter(converter)).await;
+    let env = env_with(client).await;
+    let item = Item {
+        sku: unique("secret-sku"),
+        quantity: 2,
+    };
+    let buy = env.buy(&item, "deliver").await;
+    let ship_id = format!("ship-{}", item.sku);
+    wait_started(&env.client, &ship_id).await;
+    let ship = env.client.workflow_handle(&ship_id, None);
+    ship.signal("delivered", &"TRK-SECRET").await.unwrap();
+    let out: BuyOutcome = tokio::time::timeout(Duration::from_secs(60), buy.result())
+        .await
+        .expect("the caller finishes")
+        .unwrap();
+    assert_eq!(out.price, Some(Price { cents: 500 }));
+    assert_eq!(out.shipment.unwrap().tracking, "TRK-SECRET");
+    // Neither history holds the tracking number or the item's JSON in plaintext (the SKU is
+    // in the handler workflow's id, which is not a payload).
+    for handle in [&buy, &ship] {
+        let bytes = prost::Message::encode_to_vec(&handle.fetch_history().await.unwrap());
+        for plain in [&b"TRK-SECRET"[..], &b"\"quantity\""[..]] {
+            assert!(
+                !bytes.windows(plain.len()).any(|w| w == plain),
+                "plaintext {:?} in the history of {}",
+                String::from_utf8_lossy(plain),
+                handle.id()
+            );
+        }
+    }
+    // The caller's two scheduled operations carry encrypted inputs.
+    let history = buy.fetch_history().await.unwrap();
+    let inputs: Vec<_> = history
+        .events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::NexusOperationScheduledEventAttributes(a)) => a.input.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inputs.len(), 2);
+    for input in inputs {
+        assert_eq!(input.metadata["encoding"], b"binary/encrypted");
+        assert_eq!(input.metadata["encryption-key-id"], b"nexus-key");
+    }
     env.close().await;
 }
