@@ -840,6 +840,7 @@ fn nexus_handler_span_is_a_child_of_the_traceparent_header_and_current() {
             NexusInbound::StartOperation(s) if s.operation == "bad" => Err("boom".into()),
             NexusInbound::StartOperation(_) => Ok(NexusInboundResponse::Started {
                 operation_token: "tok".into(),
+                links: Vec::new(),
             }),
             NexusInbound::CancelOperation(_) => Ok(NexusInboundResponse::CancelAccepted),
         }
