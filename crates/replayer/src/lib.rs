@@ -15,7 +15,10 @@
 //! # Structure
 //!
 //! - [`Replayer`]: replays one history, many (concurrently, bounded; optionally failing fast),
-//!   or a folder of history files.
+//!   or a folder of history files. Histories are streamed: the replay takes each from its
+//!   source ([`ReplayHistories`]: a `Vec`, a lazy iterator, a stream; [`history::stream_dir`]
+//!   for a folder) only when the engine is ready for it, so memory holds only the histories in
+//!   flight.
 //! - [`history`]: history sources — files (JSON in the CLI/UI form or proto3 JSON, or binary
 //!   protobuf), the server — and JSON export the CLI and other SDKs read back.
 //! - [`ReplayResult`] / [`ReplayOutcome`]: ok, non-determinism (with the event and the engine's
