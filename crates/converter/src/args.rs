@@ -114,18 +114,9 @@ impl<'de> SeqAccess<'de> for PayloadSeqAccess<'de> {
         let Some(payload) = self.rest.next() else {
             return Ok(None);
         };
-        let mut seed = Some(seed);
-        let mut out = None;
-        self.converter
-            .payloads()
-            .decode_erased(payload, &mut |de| {
-                if let Some(seed) = seed.take() {
-                    out = Some(seed.deserialize(de)?);
-                }
-                Ok(())
-            })
-            .map_err(<Self::Error as de::Error>::custom)?;
-        Ok(out)
+        crate::fast::decode_seed(self.converter.payloads(), payload, seed)
+            .map(Some)
+            .map_err(<Self::Error as de::Error>::custom)
     }
 
     fn size_hint(&self) -> Option<usize> {

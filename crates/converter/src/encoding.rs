@@ -5,6 +5,7 @@ use std::sync::Arc;
 use trellis_core_proto::payload::{encoding, new_payload};
 use trellis_core_proto::{Payload, PayloadExt};
 
+use crate::fast::{FastPath, Sealed, Standard};
 use crate::magic::{MagicDe, RefuseDe};
 use crate::probe::{Kind, kind_of};
 use crate::{ConversionError, PayloadConverter};
@@ -41,6 +42,13 @@ pub trait EncodingConverter: Send + Sync + std::fmt::Debug + 'static {
         payload: &'p Payload,
         visit: &mut DecodeVisit<'_, 'p>,
     ) -> Result<(), ConversionError>;
+
+    /// Which standard converter this is, if it is one (see [`crate::fast`]). Only this crate's
+    /// converters answer; the argument cannot be named elsewhere.
+    #[doc(hidden)]
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        None
+    }
 }
 
 fn decode_failure(payload: &Payload, cause: impl std::fmt::Display) -> ConversionError {
@@ -69,6 +77,10 @@ where
 pub struct BinaryNullConverter;
 
 impl EncodingConverter for BinaryNullConverter {
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        Some(Standard::Null)
+    }
+
     fn encoding(&self) -> &str {
         encoding::NULL
     }
@@ -102,6 +114,10 @@ impl EncodingConverter for BinaryNullConverter {
 pub struct BinaryPlainConverter;
 
 impl EncodingConverter for BinaryPlainConverter {
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        Some(Standard::Plain)
+    }
+
     fn encoding(&self) -> &str {
         encoding::PLAIN
     }
@@ -132,6 +148,10 @@ impl EncodingConverter for BinaryPlainConverter {
 pub struct JsonProtoConverter;
 
 impl EncodingConverter for JsonProtoConverter {
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        Some(Standard::JsonProto)
+    }
+
     fn encoding(&self) -> &str {
         encoding::JSON_PROTOBUF
     }
@@ -165,6 +185,10 @@ impl EncodingConverter for JsonProtoConverter {
 pub struct BinaryProtoConverter;
 
 impl EncodingConverter for BinaryProtoConverter {
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        Some(Standard::BinaryProto)
+    }
+
     fn encoding(&self) -> &str {
         encoding::BINARY_PROTOBUF
     }
@@ -200,6 +224,10 @@ impl EncodingConverter for BinaryProtoConverter {
 pub struct JsonPlainConverter;
 
 impl EncodingConverter for JsonPlainConverter {
+    fn standard(&self, _: Sealed) -> Option<Standard> {
+        Some(Standard::Json)
+    }
+
     fn encoding(&self) -> &str {
         encoding::JSON
     }
@@ -270,6 +298,8 @@ fn json_from_payload<'p>(
 #[derive(Clone, Debug)]
 pub struct CompositePayloadConverter {
     converters: Vec<Arc<dyn EncodingConverter>>,
+    /// What the typed helpers may do without type erasure, given `converters`.
+    fast: FastPath,
 }
 
 impl Default for CompositePayloadConverter {
@@ -281,9 +311,12 @@ impl Default for CompositePayloadConverter {
 impl CompositePayloadConverter {
     /// A composite of exactly these converters, tried in this order.
     pub fn new(converters: impl IntoIterator<Item = Arc<dyn EncodingConverter>>) -> Self {
-        Self {
-            converters: converters.into_iter().collect(),
-        }
+        Self::with_list(converters.into_iter().collect())
+    }
+
+    fn with_list(converters: Vec<Arc<dyn EncodingConverter>>) -> Self {
+        let fast = FastPath::of_composite(converters.iter().map(|c| &**c));
+        Self { converters, fast }
     }
 
     /// The standard converters, in the standard order: `binary/null`, `binary/plain`,
@@ -320,13 +353,13 @@ impl CompositePayloadConverter {
         } else {
             self.converters.push(converter);
         }
-        self
+        Self::with_list(self.converters)
     }
 
     /// Removes the converter of `encoding`, if any.
     pub fn without_encoding(mut self, encoding: &str) -> Self {
         self.converters.retain(|c| c.encoding() != encoding);
-        self
+        Self::with_list(self.converters)
     }
 
     /// The converters, in order.
@@ -432,5 +465,9 @@ impl PayloadConverter for CompositePayloadConverter {
         ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), ConversionError> {
         decode_with(self.converters.iter().map(|c| &**c), payload, visit)
+    }
+
+    fn typed_fast_path(&self, _: Sealed) -> FastPath {
+        self.fast
     }
 }

@@ -43,6 +43,10 @@ impl PayloadConverter for JsonPayloadConverter {
     ) -> Result<(), ConversionError> {
         decode_with(CONVERTERS.iter().copied(), payload, visit)
     }
+
+    fn typed_fast_path(&self, _: crate::fast::Sealed) -> crate::fast::FastPath {
+        crate::fast::FastPath::ALL
+    }
 }
 
 #[cfg(test)]

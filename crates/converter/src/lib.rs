@@ -46,6 +46,7 @@ mod codec;
 mod encoding;
 mod error;
 pub mod failure;
+mod fast;
 mod json;
 mod magic;
 mod probe;
@@ -99,17 +100,34 @@ pub trait PayloadConverter: Send + Sync + std::fmt::Debug + 'static {
             &mut dyn erased_serde::Deserializer<'p>,
         ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), ConversionError>;
+
+    /// Which standard encodings this converter handles exactly as the standard converters do,
+    /// so the typed helpers may skip type erasure for them. Only this crate's converters answer
+    /// (the argument cannot be named elsewhere); every other converter keeps the default, no
+    /// shortcut.
+    #[doc(hidden)]
+    fn typed_fast_path(&self, _: fast::Sealed) -> fast::FastPath {
+        fast::FastPath::NONE
+    }
 }
 
 /// Typed helpers over any [`PayloadConverter`].
 pub trait PayloadConverterExt: PayloadConverter {
     /// Encodes `value` into one payload.
+    ///
+    /// With the standard converters ([`CompositePayloadConverter::standard`],
+    /// [`JsonPayloadConverter`]) a plain serde value goes straight through `serde_json`, with no
+    /// type erasure; any other converter gets the value through
+    /// [`encode_erased`](PayloadConverter::encode_erased). The bytes are the same either way.
     fn encode<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<Payload, ConversionError> {
-        self.encode_erased(&value)
-            .map_err(|e| e.for_type(std::any::type_name::<T>()))
+        fast::encode(self, value)
     }
 
     /// Decodes one payload into a `T`.
+    ///
+    /// With the standard converters a `json/plain`, `binary/null` or `binary/plain` payload is
+    /// deserialized straight into `T`; other payloads and converters go through
+    /// [`decode_erased`](PayloadConverter::decode_erased).
     fn decode<T: serde::de::DeserializeOwned + 'static>(
         &self,
         payload: &Payload,
@@ -120,13 +138,8 @@ pub trait PayloadConverterExt: PayloadConverter {
                 return Ok(*raw);
             }
         }
-        let mut out = None;
-        self.decode_erased(payload, &mut |de| {
-            out = Some(erased_serde::deserialize::<T>(de)?);
-            Ok(())
-        })
-        .map_err(|e| e.for_type(std::any::type_name::<T>()))?;
-        out.ok_or_else(|| ConversionError::decode::<T>(payload, "the converter produced no value"))
+        fast::decode_seed(self, payload, std::marker::PhantomData::<T>)
+            .map_err(|e| e.for_type(std::any::type_name::<T>()))
     }
 }
 

@@ -69,7 +69,7 @@ use trellis_converter::{DataConverter, PayloadCodec};
 use trellis_interceptor::BoxError;
 use trellis_worker::nexus::NexusServiceHandler;
 use trellis_worker::plugin::{ReplayNext, RunNext};
-use trellis_worker::replay::{ReplayHistory, ReplayResult, ReplayerConfig};
+use trellis_worker::replay::{ReplayHistories, ReplayResult, ReplayerConfig};
 use trellis_worker::{
     ActivityContext, ActivityDefinition, ActivityError, Interceptor, Worker, WorkerConfig,
     WorkerPlugin, WorkflowContext, WorkflowDefinition, WorkflowError,
@@ -424,7 +424,7 @@ impl WorkerPlugin for SimplePlugin {
 
     fn run_replayer<'a>(
         &'a self,
-        histories: Vec<ReplayHistory>,
+        histories: ReplayHistories,
         next: ReplayNext<'a>,
     ) -> BoxFuture<'a, Result<Vec<ReplayResult>, BoxError>> {
         let Some(context) = self.settings.run_context.clone() else {

@@ -22,7 +22,7 @@ use trellis_replayer::history;
 use trellis_replayer::{Replayer, ReplayerConfig};
 use trellis_worker::interceptors::ActivityRequest;
 use trellis_worker::plugin::{ReplayNext, RunNext, worker_side};
-use trellis_worker::replay::{ReplayHistory, ReplayResult};
+use trellis_worker::replay::{ReplayHistories, ReplayResult};
 use trellis_worker::{
     ActivityContext, ActivityError, Interceptor, Worker, WorkerConfig, WorkerError, WorkerPlugin,
     WorkflowContext, WorkflowError,
@@ -137,7 +137,7 @@ impl WorkerPlugin for Recorder {
 
     fn run_replayer<'a>(
         &'a self,
-        histories: Vec<ReplayHistory>,
+        histories: ReplayHistories,
         next: ReplayNext<'a>,
     ) -> BoxFuture<'a, Result<Vec<ReplayResult>, BoxError>> {
         Box::pin(async move {

@@ -2,7 +2,9 @@
 //!
 //! - Files: `*.json` in either JSON form (the CLI's `temporal workflow show --output json` and
 //!   other SDKs' proto3 JSON, or the Web UI's download) and `*.pb` / `*.binpb` (a binary
-//!   `History` protobuf).
+//!   `History` protobuf). [`stream_dir`] and [`stream_files`] read each file only when the
+//!   replay gets to it (a [`ReplayHistories`] source), so a folder of any size replays with only
+//!   the histories in flight in memory; [`read_dir`] reads them all up front.
 //! - The server: [`fetch`] a workflow's history with a client, or [`fetch_matching`] every run
 //!   a visibility query matches.
 //! - Export: [`to_json`] writes proto3 JSON the CLI and other SDKs read; [`record`] fetches a
@@ -15,7 +17,7 @@ use trellis_client::{Client, WorkflowHandle};
 use trellis_core_proto::History;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_core_proto::json::{history_from_json, history_to_json};
-use trellis_worker::replay::ReplayHistory;
+use trellis_worker::replay::{ReplayHistories, ReplayHistory};
 
 use crate::ReplayError;
 
@@ -72,8 +74,33 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads every `*.json`, `*.pb` and `*.binpb` file in `dir` (not recursive), sorted by name.
+/// Reads every `*.json`, `*.pb` and `*.binpb` file in `dir` (not recursive), sorted by name,
+/// all at once. To replay a large folder, prefer [`stream_dir`], which reads each file only when
+/// the replay gets to it.
 pub fn read_dir(dir: &Path) -> Result<Vec<ReplayHistory>, ReplayError> {
+    Ok(history_files(dir)?.iter().map(|p| read_file(p)).collect())
+}
+
+/// The history files of `dir`, lazily: lists the `*.json`, `*.pb` and `*.binpb` files (not
+/// recursive, sorted by name) now, and reads and decodes each one (see [`read_file`]) only when
+/// the replay takes it, so a replay holds only the histories in flight in memory.
+pub fn stream_dir(dir: &Path) -> Result<ReplayHistories, ReplayError> {
+    Ok(stream_files(history_files(dir)?))
+}
+
+/// The given history files, read and decoded (see [`read_file`]) one at a time, in order, when
+/// the replay takes each.
+pub fn stream_files<P>(
+    paths: impl IntoIterator<Item = P, IntoIter: Send + 'static>,
+) -> ReplayHistories
+where
+    P: AsRef<Path>,
+{
+    ReplayHistories::lazy(paths.into_iter().map(|p| read_file(p.as_ref())))
+}
+
+/// The paths of the history files in `dir`, sorted.
+pub fn history_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ReplayError::Source {
         path: dir.display().to_string(),
         cause: e.to_string(),
@@ -88,7 +115,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<ReplayHistory>, ReplayError> {
         })
         .collect();
     paths.sort();
-    Ok(paths.iter().map(|p| read_file(p)).collect())
+    Ok(paths)
 }
 
 /// Fetches a workflow's history from the server (the given run, or the latest).

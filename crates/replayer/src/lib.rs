@@ -15,7 +15,10 @@
 //! # Structure
 //!
 //! - [`Replayer`]: replays one history, many (concurrently, bounded; optionally failing fast),
-//!   or a folder of history files.
+//!   or a folder of history files. Histories are streamed: the replay takes each from its
+//!   source ([`ReplayHistories`]: a `Vec`, a lazy iterator, a stream; [`history::stream_dir`]
+//!   for a folder) only when the engine is ready for it, so memory holds only the histories in
+//!   flight.
 //! - [`history`]: history sources — files (JSON in the CLI/UI form or proto3 JSON, or binary
 //!   protobuf), the server — and JSON export the CLI and other SDKs read back.
 //! - [`ReplayResult`] / [`ReplayOutcome`]: ok, non-determinism (with the event and the engine's
@@ -39,7 +42,7 @@ use std::path::Path;
 pub use trellis_worker::WorkerConfig;
 use trellis_worker::WorkerError;
 pub use trellis_worker::replay::{
-    ReplayHistory, ReplayOutcome, ReplayResult, ReplayerConfig, validate_history,
+    ReplayHistories, ReplayHistory, ReplayOutcome, ReplayResult, ReplayerConfig, validate_history,
 };
 
 /// Why a replay could not run, or (for the `assert_*` helpers) why it did not pass.
@@ -100,21 +103,40 @@ impl Replayer {
     /// inside the plugins' `run_replayer` chain (the first plugin outermost).
     /// With `fail_fast`, histories after the first failure are not replayed (and have no
     /// result).
+    ///
+    /// `histories` is a `Vec<ReplayHistory>` or any [`ReplayHistories`] source. The replay takes
+    /// one history at a time as the engine gets ready for it, so a lazy source
+    /// ([`history::stream_files`], [`history::stream_dir`], [`ReplayHistories::lazy`]) holds only
+    /// the histories being replayed in memory.
     pub async fn replay_all(
         &self,
-        histories: Vec<ReplayHistory>,
+        histories: impl Into<ReplayHistories>,
     ) -> Result<Vec<ReplayResult>, ReplayError> {
         Ok(self.config.replay(histories).await?)
     }
 
-    /// Replays every history file in `dir` (see [`history::read_dir`]). A file that cannot be
-    /// read or parsed gives an invalid-history result naming the file; the others still replay.
+    /// Replays every history file in `dir` (see [`history::stream_dir`]): each file is read and
+    /// decoded when its turn comes, so memory holds only the histories in flight, however many
+    /// files there are. A file that cannot be read or parsed gives an invalid-history result
+    /// naming the file; the others still replay.
     pub async fn replay_dir(
         &self,
         dir: impl AsRef<Path>,
     ) -> Result<Vec<ReplayResult>, ReplayError> {
-        let histories = history::read_dir(dir.as_ref())?;
+        let histories = history::stream_dir(dir.as_ref())?;
         self.replay_all(histories).await
+    }
+
+    /// Replays the given history files in order, each read and decoded when its turn comes
+    /// (see [`history::stream_files`]).
+    pub async fn replay_files<P>(
+        &self,
+        paths: impl IntoIterator<Item = P, IntoIter: Send + 'static>,
+    ) -> Result<Vec<ReplayResult>, ReplayError>
+    where
+        P: AsRef<Path>,
+    {
+        self.replay_all(history::stream_files(paths)).await
     }
 
     /// Replays every history file in `dir` and fails, listing each history that did not replay

@@ -305,3 +305,87 @@ async fn a_panic_while_replaying_is_a_workflow_task_failure_and_fail_fast_stops(
         .unwrap();
     assert_eq!(results.len(), 1, "replay stopped after the first failure");
 }
+
+/// How many histories the test's lazy source has produced, and how many runs the replay has
+/// started, for `a_lazy_source_is_read_one_history_at_a_time`.
+static PRODUCED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// (produced, started) seen by each run when it starts.
+static SEEN: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn boxed_counting(ctx: WorkflowContext, n: String) -> GreetFuture {
+    use std::sync::atomic::Ordering::SeqCst;
+    let started = STARTED.fetch_add(1, SeqCst) + 1;
+    SEEN.lock().unwrap().push((PRODUCED.load(SeqCst), started));
+    Box::pin(greet(ctx, n))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_source_is_read_one_history_at_a_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (client, id) = run_greet(boxed_greet).await;
+    let handle = client.workflow_handle(&id, None);
+    let dir = std::env::temp_dir().join(unique("lazy-histories"));
+    let recorded = history::record(&handle, &dir).await.unwrap();
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    // Binary and JSON copies of one real history; the folder is read one file at a time.
+    let proto = history::from_json(text.as_bytes()).unwrap();
+    for i in 0..6 {
+        std::fs::write(
+            dir.join(format!("copy-{i}.pb")),
+            prost::Message::encode_to_vec(&proto),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("zz-truncated.json"), &text[..text.len() / 3]).unwrap();
+    let files = history::history_files(&dir).unwrap();
+    assert_eq!(files.len(), 8);
+
+    // A source that counts what it has produced: the replay must take a history only when it
+    // is ready for it, never the whole source up front.
+    let replayer = replayer(boxed_counting);
+    let source = files.clone().into_iter().map(|path| {
+        PRODUCED.fetch_add(1, SeqCst);
+        history::read_file(&path)
+    });
+    let results = replayer
+        .replay_all(trellis_replayer::ReplayHistories::lazy(source))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 8);
+    let seen = SEEN.lock().unwrap().clone();
+    assert_eq!(seen.len(), 7, "one run per valid history: {seen:?}");
+    for (produced, started) in &seen {
+        // The truncated file sorts last, so when run k starts, at most k + 1 histories have
+        // been produced (the engine may take the next as the current one finishes).
+        assert!(
+            *produced <= *started + 1,
+            "the source ran ahead of the replay: {seen:?}"
+        );
+    }
+    // Results in source order, the bad file in its place.
+    for (r, path) in results.iter().zip(&files) {
+        assert_eq!(r.source, path.display().to_string());
+    }
+    assert!(results[..7].iter().all(|r| r.is_ok()), "{results:?}");
+    assert!(matches!(
+        results[7].outcome,
+        ReplayOutcome::InvalidHistory { .. }
+    ));
+
+    // The same folder through the streaming helpers, concurrently.
+    let by_dir = replayer.replay_dir(&dir).await.unwrap();
+    let by_files = Replayer::new(replayer.config().clone().concurrency(3))
+        .unwrap()
+        .replay_files(files.clone())
+        .await
+        .unwrap();
+    for rs in [&by_dir, &by_files] {
+        assert_eq!(rs.len(), 8);
+        assert_eq!(rs.iter().filter(|r| r.is_ok()).count(), 7, "{rs:?}");
+        for (r, path) in rs.iter().zip(&files) {
+            assert_eq!(r.source, path.display().to_string());
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -28,7 +28,7 @@ use trellis_client::plugin::PropagatedPlugin;
 use trellis_interceptor::BoxError;
 
 use crate::error::WorkerError;
-use crate::replay::{ReplayHistory, ReplayResult, ReplayerConfig};
+use crate::replay::{ReplayHistories, ReplayResult, ReplayerConfig};
 use crate::worker::{Worker, WorkerConfig};
 
 /// A plugin for workers and replayers. Every hook has a default that passes through, so a
@@ -69,10 +69,11 @@ pub trait WorkerPlugin: Send + Sync + 'static {
         Ok(config)
     }
 
-    /// Wraps one replay of `histories` and the collection of its results.
+    /// Wraps one replay of `histories` and the collection of its results. The histories are a
+    /// stream, taken one at a time as the replay goes (see [`ReplayHistories`]).
     fn run_replayer<'a>(
         &'a self,
-        histories: Vec<ReplayHistory>,
+        histories: ReplayHistories,
         next: ReplayNext<'a>,
     ) -> BoxFuture<'a, Result<Vec<ReplayResult>, BoxError>> {
         Box::pin(next.run(histories))
@@ -106,7 +107,7 @@ impl<P: WorkerPlugin + ?Sized> WorkerPlugin for Arc<P> {
 
     fn run_replayer<'a>(
         &'a self,
-        histories: Vec<ReplayHistory>,
+        histories: ReplayHistories,
         next: ReplayNext<'a>,
     ) -> BoxFuture<'a, Result<Vec<ReplayResult>, BoxError>> {
         (**self).run_replayer(histories, next)
@@ -241,7 +242,11 @@ impl<'a> ReplayNext<'a> {
     }
 
     /// Runs the rest of the chain: replays `histories` and returns their results.
-    pub async fn run(self, histories: Vec<ReplayHistory>) -> Result<Vec<ReplayResult>, BoxError> {
+    pub async fn run(
+        self,
+        histories: impl Into<ReplayHistories>,
+    ) -> Result<Vec<ReplayResult>, BoxError> {
+        let histories = histories.into();
         let result = match self.plugins.split_first() {
             None => crate::replay::replay_histories(self.config, histories).await,
             Some((plugin, rest)) => plugin

@@ -7,15 +7,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::stream::{BoxStream, Stream, StreamExt};
 use temporalio_common::worker::WorkerTaskTypes;
-use temporalio_sdk_core::replay::{HistoryForReplay, HistoryInfo, ReplayWorkerInput};
+use temporalio_sdk_core::replay::{HistoryForReplay, ReplayWorkerInput};
 use temporalio_sdk_core::{
     CoreRuntime, PollError, RuntimeOptions, WorkerConfig as CoreWorkerConfig,
     WorkerVersioningStrategy, init_replay_worker,
 };
+use tokio_util::sync::CancellationToken;
 use trellis_converter::DataConverter;
 use trellis_core_proto::History;
+use trellis_core_proto::api::enums::v1::EventType;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_core_proto::coresdk::workflow_activation::{
     remove_from_cache::EvictionReason, workflow_activation_job,
@@ -26,9 +28,8 @@ use trellis_core_proto::coresdk::workflow_completion::{
 
 use crate::error::WorkerError;
 use crate::plugin::{ReplayNext, SharedPlugin, WorkerPlugin, named, unbox};
-use crate::registry::WorkflowRegistry;
 use crate::worker::{WorkerConfig, activate_with_codecs};
-use crate::workflow::thread::{ThreadSetup, WorkflowThread};
+use crate::workflow::thread::{ThreadSetup, WorkflowRuns};
 
 /// What to replay with: the workflows (and workflow interceptors) of a [`WorkerConfig`], a data
 /// converter (to decode payloads of histories written through codecs), plugins, and how to run.
@@ -118,14 +119,15 @@ impl ReplayerConfig {
     }
 
     /// Replays `histories` inside the plugins' `run_replayer` chain (the first plugin
-    /// outermost), one result per history in input order. Call on a configuration that went
-    /// through [`ReplayerConfig::configure`].
+    /// outermost), one result per history in input order, taking the histories one at a time
+    /// (see [`ReplayHistories`]). Call on a configuration that went through
+    /// [`ReplayerConfig::configure`].
     pub async fn replay(
         &self,
-        histories: Vec<ReplayHistory>,
+        histories: impl Into<ReplayHistories>,
     ) -> Result<Vec<ReplayResult>, WorkerError> {
         ReplayNext::new(&self.plugins, self)
-            .run(histories)
+            .run(histories.into())
             .await
             .map_err(unbox)
     }
@@ -204,6 +206,96 @@ impl ReplayHistory {
     }
 }
 
+/// The histories of one replay, taken one at a time.
+///
+/// A replay takes the next history only when the engine is ready for it (one at a time per
+/// lane of [`ReplayerConfig::concurrency`]), so a source that reads, decodes or fetches each
+/// history when its turn comes keeps only the histories being replayed in memory, however many
+/// there are: build one with [`ReplayHistories::lazy`] over an iterator (e.g. file paths mapped
+/// to histories) or [`ReplayHistories::new`] over any stream. A `Vec<ReplayHistory>` or a single
+/// [`ReplayHistory`] converts with `into()`.
+///
+/// It is a [`Stream`] of [`ReplayHistory`], so a plugin's `run_replayer` hook can look at or
+/// change each history on its way: `ReplayHistories::new(histories.map(|h| ...))`.
+///
+/// ```
+/// use trellis_worker::replay::{ReplayHistories, ReplayHistory};
+/// # fn load(path: &str) -> ReplayHistory { ReplayHistory::unreadable(path, path, "demo") }
+///
+/// let paths = vec!["a.pb", "b.pb"];
+/// // Nothing is read yet: each history is loaded when the replay gets to it.
+/// let histories = ReplayHistories::lazy(paths.into_iter().map(load));
+/// ```
+pub struct ReplayHistories {
+    stream: BoxStream<'static, ReplayHistory>,
+}
+
+impl ReplayHistories {
+    /// Histories from a stream, polled for the next one when the replay is ready for it.
+    pub fn new(stream: impl Stream<Item = ReplayHistory> + Send + 'static) -> Self {
+        Self {
+            stream: stream.boxed(),
+        }
+    }
+
+    /// Histories from an iterator, advanced for the next one when the replay is ready for it
+    /// (on a replay thread: reading a file there is fine).
+    pub fn lazy<I>(histories: I) -> Self
+    where
+        I: IntoIterator<Item = ReplayHistory>,
+        I::IntoIter: Send + 'static,
+    {
+        Self::new(futures::stream::iter(histories))
+    }
+
+    /// No histories.
+    pub fn empty() -> Self {
+        Self::new(futures::stream::empty())
+    }
+}
+
+impl Stream for ReplayHistories {
+    type Item = ReplayHistory;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ReplayHistory>> {
+        self.stream.poll_next_unpin(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl std::fmt::Debug for ReplayHistories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayHistories")
+            .field("size_hint", &self.stream.size_hint())
+            .finish()
+    }
+}
+
+impl From<Vec<ReplayHistory>> for ReplayHistories {
+    fn from(histories: Vec<ReplayHistory>) -> Self {
+        Self::lazy(histories)
+    }
+}
+
+impl From<ReplayHistory> for ReplayHistories {
+    fn from(history: ReplayHistory) -> Self {
+        Self::lazy(std::iter::once(history))
+    }
+}
+
+impl FromIterator<ReplayHistory> for ReplayHistories {
+    /// Collects the histories first; use [`ReplayHistories::lazy`] to take them one at a time.
+    fn from_iter<I: IntoIterator<Item = ReplayHistory>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
 /// How one history replayed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReplayOutcome {
@@ -273,17 +365,20 @@ impl std::fmt::Display for ReplayResult {
     }
 }
 
-/// Checks a history can be replayed at all, before it reaches the engine.
+/// Checks a history can be replayed at all, before it reaches the engine: the shape the
+/// engine requires (it does not report a malformed history, it stops), checked without copying
+/// the events.
 pub fn validate_history(history: &History) -> Result<(), String> {
     let first = history.events.first().ok_or("the history has no events")?;
-    if !matches!(
-        first.attributes,
-        Some(Attributes::WorkflowExecutionStartedEventAttributes(_))
-    ) {
+    let Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) = &first.attributes
+    else {
         return Err(format!(
             "the first event is {:?}, not WorkflowExecutionStarted",
             first.event_type()
         ));
+    };
+    if started.workflow_type.is_none() {
+        return Err("the WorkflowExecutionStarted event names no workflow type".into());
     }
     for (i, e) in history.events.iter().enumerate() {
         if e.event_id != i as i64 + 1 {
@@ -297,15 +392,37 @@ pub fn validate_history(history: &History) -> Result<(), String> {
             return Err(format!("event {} has no attributes", e.event_id));
         }
     }
-    HistoryInfo::new_from_history(history, None)
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"))
+    // A workflow task that started ends the history, or is followed by its completion, its
+    // failure or timeout, or the end of the execution.
+    for pair in history.events.windows(2) {
+        if pair[0].event_type() == EventType::WorkflowTaskStarted
+            && !matches!(
+                pair[1].event_type(),
+                EventType::WorkflowTaskCompleted
+                    | EventType::WorkflowTaskFailed
+                    | EventType::WorkflowTaskTimedOut
+                    | EventType::WorkflowExecutionTerminated
+                    | EventType::WorkflowExecutionTimedOut
+            )
+        {
+            return Err(format!(
+                "the workflow task started at event {} is followed by {:?} (event {}), not by \
+                 its completion, failure or timeout",
+                pair[0].event_id,
+                pair[1].event_type(),
+                pair[1].event_id
+            ));
+        }
+    }
+    Ok(())
 }
 
-/// Replays `histories` with `config`, returning one result per history in input order.
+/// Replays `histories` with `config`, returning one result per history, in the order the
+/// histories came. Histories are taken from the source one at a time, as the engine gets ready
+/// for them (see [`ReplayHistories`]); with `fail_fast`, none is taken after the first failure.
 pub async fn replay_histories(
     config: &ReplayerConfig,
-    histories: Vec<ReplayHistory>,
+    histories: impl Into<ReplayHistories>,
 ) -> Result<Vec<ReplayResult>, WorkerError> {
     let (workflows, _) = config.worker.registries()?;
     if workflows.is_empty() {
@@ -314,60 +431,163 @@ pub async fn replay_histories(
         ));
     }
     let workflows = Arc::new(workflows);
-    let mut results: Vec<Option<ReplayResult>> = vec![None; histories.len()];
-    let mut lanes: Vec<Vec<(usize, ReplayHistory)>> = vec![Vec::new(); config.concurrency.max(1)];
-    let mut next_lane = 0;
-    let mut seen_runs: HashMap<String, usize> = HashMap::new();
-    for (i, h) in histories.into_iter().enumerate() {
-        let workflow_type = h.workflow_type().unwrap_or_default();
-        let invalid = match &h.load_error {
-            Some(e) => Err(e.clone()),
-            None => validate_history(&h.history),
+    let stop = CancellationToken::new();
+    // Dropping the replay (e.g. a timeout around it) stops the lanes taking more histories.
+    let _stop_on_drop = stop.clone().drop_guard();
+    let source = Arc::new(Source {
+        feed: futures::lock::Mutex::new(Feed {
+            histories: histories.into(),
+            next_index: 0,
+            seen_runs: HashMap::new(),
+        }),
+        invalid: Mutex::new(Vec::new()),
+        stop: stop.clone(),
+        fail_fast: config.fail_fast,
+    });
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let span = tracing::Span::current();
+    let mut lanes = Vec::new();
+    for n in 0..config.concurrency.max(1) {
+        let lane = Lane {
+            setup: ThreadSetup {
+                registry: workflows.clone(),
+                converter: config.data_converter.clone(),
+                namespace: config.namespace.clone(),
+                task_queue: config.worker.task_queue.clone(),
+                layers: config.worker.workflow_layers().clone(),
+            },
+            source: source.clone(),
         };
-        if let Err(message) = invalid {
-            results[i] = Some(ReplayResult {
-                source: h.source,
-                workflow_id: h.workflow_id,
-                workflow_type,
-                outcome: ReplayOutcome::InvalidHistory { message },
-            });
-            continue;
-        }
-        let mut h = h;
-        // The engine identifies a replayed run by its original run id and would merge two
-        // histories that share one (the same history twice, or copies): give repeats a
-        // distinct id. Workflow code never matches commands on the run id.
-        if let Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) = h
-            .history
-            .events
-            .first_mut()
-            .and_then(|e| e.attributes.as_mut())
-        {
-            let n = seen_runs
-                .entry(a.original_execution_run_id.clone())
-                .or_insert(0usize);
-            if *n > 0 {
-                a.original_execution_run_id = format!("{}-replay-{n}", a.original_execution_run_id);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (dispatch, span) = (dispatch.clone(), span.clone());
+        let task_queue = config.worker.task_queue.clone();
+        // Each lane owns a thread: the engine's replay worker and the workflow runs share its
+        // single-threaded runtime, so an activation is handled where it is polled, with no
+        // hand-off to another thread.
+        std::thread::Builder::new()
+            .name(format!("trellis-replay-{n}"))
+            .spawn(move || {
+                let _dispatch = tracing::dispatcher::set_default(&dispatch);
+                let _span = span.enter();
+                // Timers only: nothing in a replay does I/O, and without an I/O driver a
+                // wake-up from the engine's thread is a futex wake, not an eventfd write.
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| WorkerError::Init {
+                        task_queue,
+                        cause: format!("cannot start the replay runtime: {e}"),
+                    })
+                    .and_then(|rt| rt.block_on(replay_lane(lane)));
+                let _ = tx.send(result);
+            })
+            .map_err(|e| WorkerError::Init {
+                task_queue: config.worker.task_queue.clone(),
+                cause: format!("cannot start a replay thread: {e}"),
+            })?;
+        lanes.push(rx);
+    }
+    let mut results = Vec::new();
+    let mut error = None;
+    for outcome in futures::future::join_all(lanes).await {
+        match outcome {
+            Ok(Ok(done)) => results.extend(done),
+            Ok(Err(e)) => {
+                error.get_or_insert(e);
             }
-            *n += 1;
-        }
-        lanes[next_lane].push((i, h));
-        next_lane = (next_lane + 1) % lanes.len();
-    }
-    let stop = tokio_util::sync::CancellationToken::new();
-    if config.fail_fast && results.iter().flatten().any(|r| !r.is_ok()) {
-        stop.cancel();
-    }
-    let runs = lanes
-        .into_iter()
-        .filter(|l| !l.is_empty())
-        .map(|lane| replay_lane(config, workflows.clone(), lane, stop.clone()));
-    for lane_results in futures::future::join_all(runs).await {
-        for (i, r) in lane_results? {
-            results[i] = Some(r);
+            Err(_) => {
+                error.get_or_insert(WorkerError::Init {
+                    task_queue: config.worker.task_queue.clone(),
+                    cause: "a replay thread stopped without a result".into(),
+                });
+            }
         }
     }
-    Ok(results.into_iter().flatten().collect())
+    if let Some(e) = error {
+        return Err(e);
+    }
+    results.append(&mut source.invalid.lock().expect("replay results poisoned"));
+    results.sort_by_key(|(index, _)| *index);
+    Ok(results.into_iter().map(|(_, r)| r).collect())
+}
+
+/// What the lanes of one replay share: the histories still to take, and the results of those
+/// that never reached the engine.
+struct Source {
+    feed: futures::lock::Mutex<Feed>,
+    invalid: Mutex<Vec<(usize, ReplayResult)>>,
+    stop: CancellationToken,
+    fail_fast: bool,
+}
+
+struct Feed {
+    histories: ReplayHistories,
+    next_index: usize,
+    /// How often each original run id was handed out.
+    seen_runs: HashMap<String, usize>,
+}
+
+impl Source {
+    /// The next history that can go to the engine, with its position in the source. Histories
+    /// that cannot be replayed get their result here.
+    async fn next_valid(&self) -> Option<(usize, ReplayHistory)> {
+        let mut feed = self.feed.lock().await;
+        loop {
+            if self.stop.is_cancelled() {
+                return None;
+            }
+            let mut h = feed.histories.next().await?;
+            let index = feed.next_index;
+            feed.next_index += 1;
+            let checked = match &h.load_error {
+                Some(e) => Err(e.clone()),
+                None => validate_history(&h.history),
+            };
+            if let Err(message) = checked {
+                self.invalid.lock().expect("replay results poisoned").push((
+                    index,
+                    ReplayResult {
+                        workflow_type: h.workflow_type().unwrap_or_default(),
+                        source: h.source,
+                        workflow_id: h.workflow_id,
+                        outcome: ReplayOutcome::InvalidHistory { message },
+                    },
+                ));
+                if self.fail_fast {
+                    self.stop.cancel();
+                }
+                continue;
+            }
+            // The engine identifies a replayed run by its original run id and would merge two
+            // histories that share one (the same history twice, or copies): give repeats a
+            // distinct id. Workflow code never matches commands on the run id.
+            if let Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) = h
+                .history
+                .events
+                .first_mut()
+                .and_then(|e| e.attributes.as_mut())
+            {
+                let n = match feed.seen_runs.get_mut(&a.original_execution_run_id) {
+                    Some(n) => n,
+                    None => feed
+                        .seen_runs
+                        .entry(a.original_execution_run_id.clone())
+                        .or_insert(0),
+                };
+                if *n > 0 {
+                    a.original_execution_run_id =
+                        format!("{}-replay-{n}", a.original_execution_run_id);
+                }
+                *n += 1;
+            }
+            return Some((index, h));
+        }
+    }
+}
+
+struct Lane {
+    setup: ThreadSetup,
+    source: Arc<Source>,
 }
 
 struct Fed {
@@ -377,25 +597,18 @@ struct Fed {
     workflow_type: String,
 }
 
-async fn replay_lane(
-    config: &ReplayerConfig,
-    workflows: Arc<WorkflowRegistry>,
-    lane: Vec<(usize, ReplayHistory)>,
-    stop: tokio_util::sync::CancellationToken,
-) -> Result<Vec<(usize, ReplayResult)>, WorkerError> {
+async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerError> {
+    let Lane { setup, source } = lane;
+    let namespace = setup.namespace.clone();
+    let task_queue = setup.task_queue.clone();
+    let converter = setup.converter.clone();
     let init_err = |cause: String| WorkerError::Init {
-        task_queue: config.worker.task_queue.clone(),
+        task_queue: task_queue.clone(),
         cause,
     };
-    // One workflow thread per lane: histories of different lanes may share run ids.
-    let thread = WorkflowThread::spawn(ThreadSetup {
-        registry: workflows,
-        converter: config.data_converter.clone(),
-        namespace: config.namespace.clone(),
-        task_queue: config.worker.task_queue.clone(),
-        layers: config.worker.workflow_layers().clone(),
-    })
-    .map_err(|e| init_err(format!("cannot start the workflow thread: {e}")))?;
+    // The lane's runs live here and are activated in place. Each lane has its own: histories of
+    // different lanes may share run ids.
+    let mut runs = WorkflowRuns::new(setup);
     let _runtime = CoreRuntime::new_assume_tokio(
         RuntimeOptions::builder()
             .heartbeat_interval(None)
@@ -404,8 +617,8 @@ async fn replay_lane(
     )
     .map_err(|e| init_err(format!("{e:#}")))?;
     let core_config = CoreWorkerConfig::builder()
-        .namespace(config.namespace.clone())
-        .task_queue(config.worker.task_queue.clone())
+        .namespace(namespace)
+        .task_queue(task_queue.clone())
         .task_types(WorkerTaskTypes::workflow_only())
         .versioning_strategy(WorkerVersioningStrategy::None {
             build_id: "trellis-replay".to_owned(),
@@ -413,32 +626,33 @@ async fn replay_lane(
         .build()
         .map_err(init_err)?;
     let fed: Arc<Mutex<VecDeque<Fed>>> = Arc::default();
-    let feed = fed.clone();
-    let feed_stop = stop.clone();
-    // With fail-fast, the next history is released only once the previous one has a result,
-    // so nothing after the first failure is replayed.
+    // With fail-fast, the next history is taken only once the previous one has a result, so
+    // nothing after the first failure is replayed.
     let (done_tx, done_rx) = tokio::sync::watch::channel(0usize);
-    let gate = config.fail_fast;
-    let stream = futures::stream::iter(lane.into_iter().enumerate())
-        .then(move |(k, item)| {
-            let mut done_rx = done_rx.clone();
-            async move {
-                if gate {
-                    let _ = done_rx.wait_for(|done| *done >= k).await;
-                }
-                item
-            }
-        })
-        .take_while(move |_| futures::future::ready(!feed_stop.is_cancelled()))
-        .map(move |(index, h)| {
-            feed.lock().expect("replay feed poisoned").push_back(Fed {
-                index,
-                workflow_type: h.workflow_type().unwrap_or_default(),
-                source: h.source,
-                workflow_id: h.workflow_id.clone(),
-            });
-            HistoryForReplay::new(h.history, h.workflow_id)
+    let fail_fast = source.fail_fast;
+    let stop = source.stop.clone();
+    let feeder = LaneFeeder {
+        source,
+        fed: fed.clone(),
+        taken: 0,
+        done_rx,
+    };
+    // The engine pulls from this stream only when it is ready for the next history.
+    let stream = futures::stream::unfold(feeder, |mut f| async move {
+        if f.source.fail_fast {
+            let taken = f.taken;
+            let _ = f.done_rx.wait_for(|done| *done >= taken).await;
+        }
+        let (index, h) = f.source.next_valid().await?;
+        f.taken += 1;
+        f.fed.lock().expect("replay feed poisoned").push_back(Fed {
+            index,
+            workflow_type: h.workflow_type().unwrap_or_default(),
+            source: h.source,
+            workflow_id: h.workflow_id.clone(),
         });
+        Some((HistoryForReplay::new(h.history, h.workflow_id), f))
+    });
     let core = init_replay_worker(ReplayWorkerInput::new(core_config, stream))
         .map_err(|e| init_err(format!("{e:#}")))?;
 
@@ -455,13 +669,12 @@ async fn replay_lane(
                 });
             }
         };
-        let run_id = act.run_id.clone();
         let eviction = act.jobs.iter().find_map(|j| match &j.variant {
-            Some(workflow_activation_job::Variant::RemoveFromCache(r)) => Some(r.clone()),
+            Some(workflow_activation_job::Variant::RemoveFromCache(r)) => Some(r),
             _ => None,
         });
         if let Some(ev) = eviction {
-            if let Some((fed, mut outcome)) = active.remove(&run_id) {
+            if let Some((fed, mut outcome)) = active.remove(&act.run_id) {
                 if ev.reason() == EvictionReason::Nondeterminism && outcome.is_none() {
                     let message = engine_message(&ev.message);
                     outcome = Some(ReplayOutcome::Nondeterminism {
@@ -470,7 +683,7 @@ async fn replay_lane(
                     });
                 }
                 let outcome = outcome.unwrap_or(ReplayOutcome::Ok);
-                if config.fail_fast && outcome != ReplayOutcome::Ok {
+                if fail_fast && outcome != ReplayOutcome::Ok {
                     stop.cancel();
                 }
                 done_tx.send_modify(|n| *n += 1);
@@ -484,11 +697,8 @@ async fn replay_lane(
                     },
                 ));
             }
-            // The workflow thread drops the run and acknowledges.
-            let completion = thread
-                .activate(act)
-                .await
-                .unwrap_or_else(|| WorkflowActivationCompletion::empty(run_id));
+            // Drops the run and acknowledges.
+            let completion = runs.activate(act);
             let _ = core.complete_workflow_activation(completion).await;
             continue;
         }
@@ -498,13 +708,17 @@ async fn replay_lane(
                 Some(workflow_activation_job::Variant::InitializeWorkflow(_))
             )
         });
+        let run_id = act.run_id.clone();
         if is_init && !active.contains_key(&run_id) {
             let next = fed.lock().expect("replay feed poisoned").pop_front();
             if let Some(f) = next {
                 active.insert(run_id.clone(), (f, None));
             }
         }
-        let mut completion = activate_with_codecs(&thread, &config.data_converter, act).await;
+        let mut completion = activate_with_codecs(&converter, act, |a| {
+            std::future::ready(Some(runs.activate(a)))
+        })
+        .await;
         // A failed task would make the engine hand the same history over again; record the
         // failure and answer with no commands instead (the first problem is the one reported).
         if let Some(workflow_activation_completion::Status::Failed(f)) = &completion.status {
@@ -524,6 +738,15 @@ async fn replay_lane(
     }
     core.finalize_shutdown().await;
     Ok(done)
+}
+
+/// A lane's end of the shared source, as the engine's history stream.
+struct LaneFeeder {
+    source: Arc<Source>,
+    fed: Arc<Mutex<VecDeque<Fed>>>,
+    /// Histories this lane has handed to the engine.
+    taken: usize,
+    done_rx: tokio::sync::watch::Receiver<usize>,
 }
 
 /// The engine's own sentence out of an eviction message that wraps it in a debug dump

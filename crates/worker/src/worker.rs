@@ -1088,7 +1088,7 @@ async fn run_workflows(
         let thread = thread.clone();
         let converter = converter.clone();
         in_flight.spawn(async move {
-            let completion = activate_with_codecs(&thread, &converter, act).await;
+            let completion = activate_with_codecs(&converter, act, |a| thread.activate(a)).await;
             if let Err(e) = core.complete_workflow_activation(completion).await {
                 tracing::warn!("completing a workflow activation failed: {e}");
             }
@@ -1098,14 +1098,19 @@ async fn run_workflows(
     result
 }
 
-/// Decodes the activation's payloads with the codec stack, runs it on the workflow thread, and
-/// encodes the completion's payloads. A codec error fails the workflow task with a message
-/// naming the cause (e.g. an unknown encryption key id); the worker keeps running.
-pub(crate) async fn activate_with_codecs(
-    thread: &WorkflowThread,
+/// Decodes the activation's payloads with the codec stack, runs it with `run` (on the workflow
+/// thread, or in place for a replay), and encodes the completion's payloads. A codec error fails
+/// the workflow task with a message naming the cause (e.g. an unknown encryption key id); the
+/// worker keeps running. `run` gives `None` when the workflow thread has stopped.
+pub(crate) async fn activate_with_codecs<F, Fut>(
     converter: &DataConverter,
     mut act: trellis_core_proto::coresdk::workflow_activation::WorkflowActivation,
-) -> WorkflowActivationCompletion {
+    run: F,
+) -> WorkflowActivationCompletion
+where
+    F: FnOnce(trellis_core_proto::coresdk::workflow_activation::WorkflowActivation) -> Fut,
+    Fut: std::future::Future<Output = Option<WorkflowActivationCompletion>>,
+{
     let run_id = act.run_id.clone();
     let fail = |message: String| {
         tracing::warn!(run_id = %run_id, "{message}");
@@ -1125,7 +1130,7 @@ pub(crate) async fn activate_with_codecs(
     {
         return fail(format!("cannot decode the workflow task's payloads: {e}"));
     }
-    let Some(mut completion) = thread.activate(act).await else {
+    let Some(mut completion) = run(act).await else {
         return fail("the workflow thread stopped".to_owned());
     };
     if codecs

@@ -52,9 +52,9 @@ impl WorkflowThread {
         std::thread::Builder::new()
             .name(format!("trellis-workflows-{}", setup.task_queue))
             .spawn(move || {
-                let mut runs: HashMap<String, WorkflowRun> = HashMap::new();
+                let mut runs = WorkflowRuns::new(setup);
                 while let Ok((act, reply)) = rx.recv() {
-                    let completion = handle(&setup, &mut runs, act);
+                    let completion = runs.activate(act);
                     let _ = reply.send(completion);
                 }
             })?;
@@ -69,6 +69,27 @@ impl WorkflowThread {
         let (reply, rx) = oneshot::channel();
         self.tx.send((act, reply)).ok()?;
         rx.await.ok()
+    }
+}
+
+/// The cached workflow runs of one thread, activated in place: what the workflow thread runs,
+/// and what a replay lane runs directly on its own thread.
+pub(crate) struct WorkflowRuns {
+    setup: ThreadSetup,
+    runs: HashMap<String, WorkflowRun>,
+}
+
+impl WorkflowRuns {
+    pub(crate) fn new(setup: ThreadSetup) -> Self {
+        Self {
+            setup,
+            runs: HashMap::new(),
+        }
+    }
+
+    /// Applies one activation and returns its completion.
+    pub(crate) fn activate(&mut self, act: WorkflowActivation) -> WorkflowActivationCompletion {
+        handle(&self.setup, &mut self.runs, act)
     }
 }
 
