@@ -76,7 +76,7 @@ pub use trellis_core_proto::coresdk::child_workflow::{
 };
 pub use trellis_core_proto::coresdk::nexus::NexusOperationCancellationType;
 pub use trellis_core_proto::coresdk::workflow_commands::ActivityCancellationType;
-pub use worker::{Pollers, ShutdownHandle, Worker, WorkerConfig};
+pub use worker::{Pollers, RunningWorker, ShutdownHandle, Worker, WorkerConfig};
 pub use workflow::context::{
     ActivityCall, ActivityFuture, CancelRequested, DynamicSignalChannel, SignalChannel, Timer,
     WorkflowContext, WorkflowInfo,

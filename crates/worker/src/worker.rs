@@ -90,6 +90,39 @@ pub struct WorkerConfig {
     pub(crate) source: Option<String>,
 }
 
+/// A worker running in the background, from [`Worker::spawn`].
+#[derive(Debug)]
+pub struct RunningWorker {
+    shutdown: ShutdownHandle,
+    run: tokio::task::JoinHandle<Result<(), WorkerError>>,
+}
+
+impl RunningWorker {
+    /// A handle that stops the worker gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Whether the run has ended (it ends on shutdown, or when polling fails fatally).
+    pub fn is_finished(&self) -> bool {
+        self.run.is_finished()
+    }
+
+    /// Shuts the worker down gracefully (in-flight activities and Nexus requests finish) and
+    /// waits for the run to end: its result, or [`WorkerError::Poll`] naming a panic of the
+    /// run itself.
+    pub async fn stop(self) -> Result<(), WorkerError> {
+        self.shutdown.shutdown();
+        match self.run.await {
+            Ok(result) => result,
+            Err(e) => Err(WorkerError::Poll {
+                what: "the worker's run",
+                cause: format!("the run task ended abnormally: {e}"),
+            }),
+        }
+    }
+}
+
 /// How many polls of one kind of task a worker keeps open at once.
 ///
 /// Each open poll is a long-poll RPC waiting for the server to hand out a task; a poll only
@@ -913,6 +946,17 @@ impl Worker {
     /// A handle that stops [`Worker::run`] gracefully; get it before running.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
+    }
+
+    /// Runs the worker in the background on the current tokio runtime (as [`Worker::run`]),
+    /// for code that goes on to start workflows or run tests while it polls:
+    /// [`RunningWorker::stop`] shuts it down gracefully and returns how the run ended.
+    pub fn spawn(self) -> RunningWorker {
+        let shutdown = self.shutdown_handle();
+        RunningWorker {
+            shutdown,
+            run: tokio::spawn(self.run()),
+        }
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.

@@ -15,7 +15,7 @@ use trellis_interceptor::{BoxError, Next, from_fn};
 use trellis_testing::{client, unique};
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
 use trellis_worker::nexus::{NexusError, NexusServiceHandler, Operation, Service};
-use trellis_worker::{ApplicationFailure, ShutdownHandle, Worker, WorkerConfig, WorkerError};
+use trellis_worker::{ApplicationFailure, Worker, WorkerConfig};
 
 #[derive(Serialize, Deserialize)]
 struct City {
@@ -79,23 +79,19 @@ fn weather_service(
         })
 }
 
-type Running = (
-    ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-);
+type Running = trellis_worker::RunningWorker;
 
 async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    let worker = Worker::new(client, config).await.expect("worker starts");
-    let handle = worker.shutdown_handle();
-    (handle, tokio::spawn(worker.run()))
+    Worker::new(client, config)
+        .await
+        .expect("worker starts")
+        .spawn()
 }
 
-async fn stop((handle, join): Running) {
-    handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+async fn stop(worker: Running) {
+    tokio::time::timeout(Duration::from_secs(30), worker.stop())
         .await
         .expect("worker stops within 30 s")
-        .expect("worker task did not panic")
         .expect("worker ran without error");
 }
 

@@ -23,8 +23,8 @@ use trellis_worker::nexus::{
 };
 use trellis_worker::replay::{ReplayHistory, ReplayerConfig, replay_histories};
 use trellis_worker::{
-    NexusOperationCancellationType, NexusOperationFailed, NexusOperationFailedKind, ShutdownHandle,
-    Worker, WorkerConfig, WorkerError, WorkflowContext, WorkflowError,
+    NexusOperationCancellationType, NexusOperationFailed, NexusOperationFailedKind, Worker,
+    WorkerConfig, WorkflowContext, WorkflowError,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -47,23 +47,19 @@ impl WeatherService {
     const SLOW: Operation<City, Forecast> = Operation::new("slow");
 }
 
-type Running = (
-    ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-);
+type Running = trellis_worker::RunningWorker;
 
 async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    let worker = Worker::new(client, config).await.expect("worker starts");
-    let handle = worker.shutdown_handle();
-    (handle, tokio::spawn(worker.run()))
+    Worker::new(client, config)
+        .await
+        .expect("worker starts")
+        .spawn()
 }
 
-async fn stop((handle, join): Running) {
-    handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+async fn stop(worker: Running) {
+    tokio::time::timeout(Duration::from_secs(30), worker.stop())
         .await
         .expect("worker stops within 30 s")
-        .expect("worker task did not panic")
         .expect("worker ran without error");
 }
 

@@ -12,8 +12,7 @@ use trellis_worker::nexus::{
     HandlerErrorType, NexusError, NexusServiceHandler, Operation, Service, WorkflowRunToken,
 };
 use trellis_worker::{
-    NexusOperationFailedKind, ShutdownHandle, Worker, WorkerConfig, WorkerError, WorkflowContext,
-    WorkflowError, WorkflowRef,
+    NexusOperationFailedKind, Worker, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -139,23 +138,19 @@ async fn buy(ctx: WorkflowContext, input: BuyInput) -> Result<BuyOutcome, Workfl
     Ok(out)
 }
 
-type Running = (
-    ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), WorkerError>>,
-);
+type Running = trellis_worker::RunningWorker;
 
 async fn spawn(client: &Client, config: WorkerConfig) -> Running {
-    let worker = Worker::new(client, config).await.expect("worker starts");
-    let handle = worker.shutdown_handle();
-    (handle, tokio::spawn(worker.run()))
+    Worker::new(client, config)
+        .await
+        .expect("worker starts")
+        .spawn()
 }
 
-async fn stop((handle, join): Running) {
-    handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+async fn stop(worker: Running) {
+    tokio::time::timeout(Duration::from_secs(30), worker.stop())
         .await
         .expect("worker stops")
-        .unwrap()
         .expect("worker ran without error");
 }
 

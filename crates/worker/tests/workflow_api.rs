@@ -17,27 +17,23 @@ use trellis_testing::{client, unique};
 use trellis_worker::replay::{ReplayHistory, ReplayerConfig, replay_histories};
 use trellis_worker::{
     ActivityCancellationType, ActivityContext, ActivityError, ActivityFailedKind,
-    ApplicationFailure, ChildWorkflowFailedKind, ParentClosePolicy, ShutdownHandle, Worker,
-    WorkerConfig, WorkflowContext, WorkflowError,
+    ApplicationFailure, ChildWorkflowFailedKind, ParentClosePolicy, Worker, WorkerConfig,
+    WorkflowContext, WorkflowError,
 };
 
-type Running = (
-    ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
-);
+type Running = trellis_worker::RunningWorker;
 
 async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    let worker = Worker::new(client, config).await.expect("worker starts");
-    let handle = worker.shutdown_handle();
-    (handle, tokio::spawn(worker.run()))
+    Worker::new(client, config)
+        .await
+        .expect("worker starts")
+        .spawn()
 }
 
-async fn stop((handle, join): Running) {
-    handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+async fn stop(worker: Running) {
+    tokio::time::timeout(Duration::from_secs(30), worker.stop())
         .await
         .expect("worker stops within 30 s")
-        .expect("worker task did not panic")
         .expect("worker ran without error");
 }
 
