@@ -7,6 +7,7 @@ Prints one JSON object per case: what the Python workflow observed, and the call
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -209,4 +210,19 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    code = 0
+    try:
+        asyncio.run(main())
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        # The SDK's native threads may abort interpreter finalization (a fatal
+        # PyGILState_Release error); exit at once with the script's own status.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
