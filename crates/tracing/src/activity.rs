@@ -99,11 +99,15 @@ pub(crate) fn attempt_span(info: &ActivityInfo, headers: &Headers) -> (Span, Tra
     (span, ctx)
 }
 
-/// Runs the attempt's future in its span with its context as [`TraceContext::current`], and
-/// records a failure on the span.
-pub(crate) fn traced<F, E>(span: Span, ctx: TraceContext, fut: F) -> BoxFuture<'static, F::Output>
+/// Runs a request's future (an activity attempt, a Nexus request) in its span with its context
+/// as [`TraceContext::current`], and records a failure on the span.
+pub(crate) fn traced<F, T, E>(
+    span: Span,
+    ctx: TraceContext,
+    fut: F,
+) -> BoxFuture<'static, F::Output>
 where
-    F: Future<Output = Result<Payload, E>> + Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
     E: fmt::Display,
 {
     let record = span.clone();

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
+use tracing::Span;
 use tracing::field::{Empty, display};
-use tracing::{Instrument, Span};
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
 
 use crate::context::TraceContext;
@@ -67,17 +67,7 @@ where
     fn call(&mut self, request: NexusInbound) -> Self::Future {
         let (span, ctx) = request_span(&request);
         let fut = span.in_scope(|| ctx.sync_scope(|| self.inner.call(request)));
-        let record = span.clone();
-        Box::pin(
-            ctx.scoped(async move {
-                let result = fut.await;
-                if let Err(e) = &result {
-                    record.record("error", display(e));
-                }
-                result
-            })
-            .instrument(span),
-        )
+        crate::activity::traced(span, ctx, fut)
     }
 }
 
