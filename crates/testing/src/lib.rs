@@ -127,6 +127,29 @@ pub fn python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
+/// Runs the Python script `script` of the test venv (see [`python`]) with `args`, asserts it
+/// exited successfully (the panic shows its stdout and stderr), and returns what it printed: one
+/// JSON value per line. Blocks: call it from `tokio::task::spawn_blocking` in async tests.
+pub fn python_json_lines(script: &Path, args: &[String]) -> Vec<serde_json::Value> {
+    let python = python().expect("a Python venv with temporalio");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{stdout}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -3,7 +3,6 @@
 //! operation errors, a panic retried, an unknown operation, an asynchronous operation cancelled,
 //! inbound layers on the real path, and the endpoint helpers.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,35 +96,16 @@ async fn stop(worker: Running) {
 
 /// Runs the Python caller; returns its cases by name.
 async fn run_python_caller(endpoint: &str) -> Vec<Value> {
-    let python = trellis_testing::python().expect("a Python venv with temporalio");
-    let script = format!(
-        "{}/tests/python/nexus_caller.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let args = [
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/nexus_caller.py");
+    let args = vec![
         trellis_testing::server_address().to_owned(),
         endpoint.to_owned(),
         unique("nexus-py-caller"),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("running the Python caller")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python caller failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
+    tokio::task::spawn_blocking(move || trellis_testing::python_json_lines(&script, &args))
+        .await
+        .unwrap()
 }
 
 fn case<'a>(cases: &'a [Value], name: &str) -> &'a Value {
