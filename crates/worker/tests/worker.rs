@@ -9,7 +9,7 @@ use trellis_client::{Client, ClientError, WorkflowExecutionStatus, WorkflowOptio
 use trellis_core_proto::api::enums::v1::EventType;
 use trellis_testing::{client, unique, workflow_task_failure};
 use trellis_worker::{
-    ActivityContext, ActivityError, ApplicationFailure, Pollers, ShutdownHandle, Worker,
+    ActivityContext, ActivityError, ApplicationFailure, Pollers, RunningWorker, Worker,
     WorkerConfig, WorkerError, WorkflowContext, WorkflowError,
 };
 
@@ -31,30 +31,18 @@ async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowErr
     Ok(greeting)
 }
 
-/// Starts a worker in the background; returns its shutdown handle and join handle.
-async fn spawn_worker(
-    client: &Client,
-    config: WorkerConfig,
-) -> (
-    ShutdownHandle,
-    tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
-) {
-    let worker = Worker::new(client, config).await.expect("worker starts");
-    let handle = worker.shutdown_handle();
-    (handle, tokio::spawn(worker.run()))
+/// Starts a worker in the background.
+async fn spawn_worker(client: &Client, config: WorkerConfig) -> RunningWorker {
+    Worker::new(client, config)
+        .await
+        .expect("worker starts")
+        .spawn()
 }
 
-async fn stop(
-    (handle, join): (
-        ShutdownHandle,
-        tokio::task::JoinHandle<Result<(), trellis_worker::WorkerError>>,
-    ),
-) {
-    handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+async fn stop(worker: RunningWorker) {
+    tokio::time::timeout(Duration::from_secs(30), worker.stop())
         .await
         .expect("worker stops within 30 s")
-        .expect("worker task did not panic")
         .expect("worker ran without error");
 }
 
@@ -533,7 +521,7 @@ async fn graceful_shutdown_finishes_in_flight_activities() {
     }
     let client = client().await;
     let tq = unique("graceful");
-    let (shutdown, join) = spawn_worker(
+    let running = spawn_worker(
         &client,
         WorkerConfig::new(&tq)
             .workflow("CallsSlow", calls_slow)
@@ -552,10 +540,8 @@ async fn graceful_shutdown_finishes_in_flight_activities() {
         .await
         .unwrap()
         .unwrap();
-    shutdown.shutdown();
-    tokio::time::timeout(Duration::from_secs(30), join)
+    tokio::time::timeout(Duration::from_secs(30), running.stop())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(
