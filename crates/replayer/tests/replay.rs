@@ -389,3 +389,23 @@ async fn a_lazy_source_is_read_one_history_at_a_time() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_history_gets_a_result_when_many_lanes_end_at_once() {
+    // Each lane's engine shuts down when its source runs dry; the last run of every lane must
+    // still be reported. Many short lanes ending together make that moment happen often.
+    let (client, id) = run_greet(boxed_greet).await;
+    let h = history::fetch(&client, &id, None).await.unwrap();
+    for round in 0..40 {
+        let results = replayer(boxed_greet)
+            .concurrency(12)
+            .replay_all(vec![h.clone(); 24])
+            .await
+            .unwrap();
+        assert_eq!(results.len(), 24, "round {round}: {results:?}");
+        assert!(
+            results.iter().all(|r| r.is_ok()),
+            "round {round}: {results:?}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! replayer hooks see). A history replays clean when the current code issues the same commands
 //! the history recorded; otherwise the result says what differed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{BoxStream, Stream, StreamExt};
@@ -643,7 +643,14 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
             let taken = f.taken;
             let _ = f.done_rx.wait_for(|done| *done >= taken).await;
         }
-        let (index, h) = f.source.next_valid().await?;
+        let Some((index, h)) = f.source.next_valid().await else {
+            // The engine shuts down as soon as the stream ends, and may do so before the last
+            // run's eviction reaches this lane (its result would be lost): end the stream only
+            // once every history this lane took has its result.
+            let taken = f.taken;
+            let _ = f.done_rx.wait_for(|done| *done >= taken).await;
+            return None;
+        };
         f.taken += 1;
         f.fed.lock().expect("replay feed poisoned").push_back(Fed {
             index,
@@ -657,6 +664,8 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
         .map_err(|e| init_err(format!("{e:#}")))?;
 
     let mut active: HashMap<String, (Fed, Option<ReplayOutcome>)> = HashMap::new();
+    // Runs that have their result (an engine may evict a run more than once).
+    let mut finished: HashSet<String> = HashSet::new();
     let mut done = Vec::new();
     loop {
         let act = match core.poll_workflow_activation().await {
@@ -674,7 +683,18 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
             _ => None,
         });
         if let Some(ev) = eviction {
-            if let Some((fed, mut outcome)) = active.remove(&act.run_id) {
+            // An eviction of a run that never started here: the engine refused the history it
+            // was handed (the oldest one still waiting, as a lane replays one at a time).
+            let refused = (!active.contains_key(&act.run_id)
+                && finished.insert(act.run_id.clone()))
+            .then(|| fed.lock().expect("replay feed poisoned").pop_front())
+            .flatten()
+            .map(|f| {
+                let message = format!("the engine refused it: {}", engine_message(&ev.message));
+                (f, Some(ReplayOutcome::InvalidHistory { message }))
+            });
+            if let Some((fed, mut outcome)) = active.remove(&act.run_id).or(refused) {
+                finished.insert(act.run_id.clone());
                 if ev.reason() == EvictionReason::Nondeterminism && outcome.is_none() {
                     let message = engine_message(&ev.message);
                     outcome = Some(ReplayOutcome::Nondeterminism {
@@ -737,6 +757,29 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
         let _ = core.complete_workflow_activation(completion).await;
     }
     core.finalize_shutdown().await;
+    // Nothing is dropped without a result, even if the engine stops early.
+    let never_started: Vec<Fed> = fed
+        .lock()
+        .expect("replay feed poisoned")
+        .drain(..)
+        .collect();
+    let unfinished = active
+        .into_values()
+        .chain(never_started.into_iter().map(|f| (f, None)));
+    for (f, outcome) in unfinished {
+        let outcome = outcome.unwrap_or_else(|| ReplayOutcome::WorkflowTaskFailed {
+            message: "the replay engine stopped before this history finished replaying".into(),
+        });
+        done.push((
+            f.index,
+            ReplayResult {
+                source: f.source,
+                workflow_id: f.workflow_id,
+                workflow_type: f.workflow_type,
+                outcome,
+            },
+        ));
+    }
     Ok(done)
 }
 
