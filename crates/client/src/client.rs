@@ -240,8 +240,8 @@ impl Client {
             options,
         });
         match self.call(call).await? {
-            ClientCallResponse::Started { run_id } => {
-                Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)))
+            ClientCallResponse::Started { run_id, link } => {
+                Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)).with_start_link(link))
             }
             other => Err(ClientError::unexpected("start_workflow", &other)),
         }
@@ -285,7 +285,7 @@ impl Client {
             signal_args: dc.encode_args(signal_args)?,
         });
         match self.call(call).await? {
-            ClientCallResponse::Started { run_id } => {
+            ClientCallResponse::Started { run_id, .. } => {
                 Ok(WorkflowHandle::new(self.clone(), id, Some(run_id)))
             }
             other => Err(ClientError::unexpected(

@@ -3,6 +3,7 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 use trellis_converter::IntoPayloads;
 use trellis_core_proto::Payload;
+use trellis_core_proto::api::common::v1::Link;
 use trellis_core_proto::api::enums::v1::WorkflowExecutionStatus;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::workflowservice::v1::DescribeWorkflowExecutionResponse;
@@ -21,6 +22,7 @@ pub struct WorkflowHandle {
     client: Client,
     workflow_id: String,
     run_id: Option<String>,
+    start_link: Option<Link>,
 }
 
 /// What the server says about a workflow.
@@ -50,7 +52,21 @@ impl WorkflowHandle {
             client,
             workflow_id,
             run_id,
+            start_link: None,
         }
+    }
+
+    pub(crate) fn with_start_link(mut self, link: Option<Link>) -> Self {
+        self.start_link = link;
+        self
+    }
+
+    /// The server's link to the event the start produced (the started event, or, when a
+    /// start joined a running workflow, the event that recorded the join), for a handle
+    /// returned by a start on servers that send one. Nexus workflow-run operations return it
+    /// to their caller.
+    pub fn start_link(&self) -> Option<&Link> {
+        self.start_link.as_ref()
     }
 
     /// The workflow id.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
 use trellis_core_proto::api::common::v1::{
-    Header, Memo, Payloads, WorkflowExecution, WorkflowType,
+    Header, Link, Memo, Payloads, WorkflowExecution, WorkflowType,
 };
 use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use trellis_core_proto::api::enums::v1::{
@@ -402,8 +402,10 @@ pub struct ListCall {
 pub enum ClientCallResponse {
     /// The workflow started with this run id.
     Started {
-        /// The new run's id.
+        /// The new run's id (or the running one's, for a start that joined it).
         run_id: String,
+        /// The server's link to the event the start produced, when it sent one.
+        link: Option<Link>,
     },
     /// The call was accepted (signal, cancel, terminate).
     Accepted,
@@ -546,7 +548,10 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 .await
                 .map_err(rpc)?
                 .into_inner();
-            ClientCallResponse::Started { run_id: r.run_id }
+            ClientCallResponse::Started {
+                run_id: r.run_id,
+                link: r.link,
+            }
         }
         ClientCall::Signal(mut c) => {
             c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
@@ -827,7 +832,10 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                     "signal_with_start_workflow (SignalWithStartWorkflowExecution)",
                 ))?
                 .into_inner();
-            ClientCallResponse::Started { run_id: r.run_id }
+            ClientCallResponse::Started {
+                run_id: r.run_id,
+                link: None,
+            }
         }
         ClientCall::GetResult(c) => get_result(shared, c).await?,
         ClientCall::HeartbeatActivity(c) => {

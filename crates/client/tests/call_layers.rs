@@ -144,6 +144,7 @@ fn strict_inner(
                 ClientCall::StartWorkflow(_) | ClientCall::SignalWithStart(_) => {
                     ClientCallResponse::Started {
                         run_id: "run".into(),
+                        link: None,
                     }
                 }
                 _ => ClientCallResponse::Accepted,

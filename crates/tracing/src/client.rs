@@ -119,7 +119,7 @@ where
                 let result = fut.await;
                 match &result {
                     Ok(
-                        ClientCallResponse::Started { run_id }
+                        ClientCallResponse::Started { run_id, .. }
                         | ClientCallResponse::WorkflowResult { run_id, .. },
                     ) => {
                         record.record("run_id", run_id.as_str());

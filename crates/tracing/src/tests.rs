@@ -149,6 +149,7 @@ fn client_mock() -> ClientMock {
         ClientCall::StartWorkflow(_) | ClientCall::SignalWithStart(_) => {
             Ok(ClientCallResponse::Started {
                 run_id: "run-1".into(),
+                link: None,
             })
         }
         ClientCall::Query(_) => Ok(ClientCallResponse::QueryAnswer(vec![])),

@@ -1,5 +1,6 @@
 use trellis_converter::{ApplicationFailure, FailureConverter};
 use trellis_core_proto::Failure;
+use trellis_core_proto::api::enums::v1::TimeoutType;
 use trellis_core_proto::api::failure::v1::failure::FailureInfo;
 use trellis_interceptor::BoxError;
 
@@ -311,7 +312,8 @@ pub enum NexusOperationFailedKind {
     Failed,
     /// The operation was cancelled (by this workflow, or by its handler).
     Cancelled,
-    /// The operation did not complete within its schedule-to-close timeout.
+    /// The operation hit one of its timeouts (schedule-to-close, schedule-to-start or
+    /// start-to-close: [`NexusOperationFailed::timeout_type`] says which).
     TimedOut,
     /// The options or the input are unusable. Fails the workflow task.
     InvalidOptions(String),
@@ -375,6 +377,20 @@ impl NexusOperationFailed {
             Some(c) => c.message.clone(),
             None => self.failure.message.clone(),
         }
+    }
+
+    /// Which of the operation's timeouts ended it, for [`NexusOperationFailedKind::TimedOut`];
+    /// `None` when the failure names none (e.g. the handler's workflow hit its own execution
+    /// timeout).
+    pub fn timeout_type(&self) -> Option<TimeoutType> {
+        let mut cur = Some(&self.failure);
+        while let Some(f) = cur {
+            if let Some(FailureInfo::TimeoutFailureInfo(t)) = &f.failure_info {
+                return (t.timeout_type() != TimeoutType::Unspecified).then(|| t.timeout_type());
+            }
+            cur = f.cause.as_deref();
+        }
+        None
     }
 }
 

@@ -126,7 +126,12 @@ fn describe(e: &NexusOperationFailed) -> String {
                 .unwrap_or_else(|| e.cause_message())
         ),
         NexusOperationFailedKind::Cancelled => "cancelled".to_owned(),
-        NexusOperationFailedKind::TimedOut => "timed out".to_owned(),
+        NexusOperationFailedKind::TimedOut => format!(
+            "timed out {}",
+            e.timeout_type()
+                .map(|t| t.as_str_name().trim_start_matches("TIMEOUT_TYPE_"))
+                .unwrap_or("(no timeout type)")
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -181,6 +186,30 @@ async fn call_weather(ctx: WorkflowContext, input: Case) -> Result<String, Workf
         "timeout" => match weather
             .operation(WeatherService::SLOW, &city("Lima"))
             .schedule_to_close_timeout(Duration::from_secs(2))
+            .run()
+            .await
+        {
+            Ok(f) => format!("unexpected result {f:?}"),
+            Err(e) => describe(&e),
+        },
+        "start-to-close" => {
+            // An asynchronous operation that never completes, given 2 s once started.
+            let handle = weather
+                .operation_by_name::<Forecast, _>("watch", &city("Nuuk"))
+                .schedule_to_close_timeout(timeout)
+                .start_to_close_timeout(Duration::from_secs(2))
+                .start()
+                .await?;
+            let token = handle.operation_token().unwrap_or("<none>").to_owned();
+            match handle.await {
+                Ok(f) => format!("unexpected result {f:?}"),
+                Err(e) => format!("token={token} {}", describe(&e)),
+            }
+        }
+        "schedule-to-start" => match weather
+            .operation(WeatherService::SLOW, &city("Cusco"))
+            .schedule_to_close_timeout(timeout)
+            .schedule_to_start_timeout(Duration::from_secs(1))
             .run()
             .await
         {
@@ -311,7 +340,14 @@ async fn trellis_workflow_calls_trellis_nexus_operations() {
 
     // Schedule-to-close timeout.
     let (_, out) = run_case(&s, "CallWeather", "timeout").await;
-    assert_eq!(out, "timed out");
+    assert_eq!(out, "timed out SCHEDULE_TO_CLOSE");
+
+    // Start-to-close: the started asynchronous operation times out; schedule-to-start: the
+    // slow synchronous one never answers in time.
+    let (_, out) = run_case(&s, "CallWeather", "start-to-close").await;
+    assert_eq!(out, "token=watch-Nuuk timed out START_TO_CLOSE");
+    let (_, out) = run_case(&s, "CallWeather", "schedule-to-start").await;
+    assert_eq!(out, "timed out SCHEDULE_TO_START");
 
     // Asynchronous: started with a token, cancelled; the handler's cancel got the token.
     let (_, out) = run_case(&s, "CallWeather", "async-cancel").await;

@@ -72,6 +72,8 @@ fn shop_service() -> NexusServiceHandler {
         .workflow_run(Shop::SHIP, |ctx, item: Item| async move {
             let options = WorkflowOptions {
                 id: format!("ship-{}", item.sku),
+                // A shipment of 99 must be delivered within 2 s (to test a timed-out run).
+                execution_timeout: (item.quantity == 99).then_some(Duration::from_secs(2)),
                 ..Default::default()
             };
             ctx.start_workflow(SHIP_WORKFLOW, (item,), options).await
@@ -82,7 +84,8 @@ fn shop_service() -> NexusServiceHandler {
 struct BuyInput {
     endpoint: String,
     item: Item,
-    /// "deliver": wait for the shipment; "cancel": cancel it once started.
+    /// "deliver": wait for the shipment; "cancel": cancel it once started; "report": wait,
+    /// and report how the operation failed.
     mode: String,
 }
 
@@ -93,6 +96,8 @@ struct BuyOutcome {
     token: Option<String>,
     shipment: Option<Shipment>,
     ship_cancelled: bool,
+    /// With "report": the failure's kind, timeout type and chain of messages.
+    ship_error: Option<String>,
 }
 
 /// The caller: quotes, then ships (and maybe cancels the shipment).
@@ -104,6 +109,7 @@ async fn buy(ctx: WorkflowContext, input: BuyInput) -> Result<BuyOutcome, Workfl
         token: None,
         shipment: None,
         ship_cancelled: false,
+        ship_error: None,
     };
     match shop
         .operation(Shop::QUOTE, &input.item)
@@ -131,6 +137,24 @@ async fn buy(ctx: WorkflowContext, input: BuyInput) -> Result<BuyOutcome, Workfl
                 out.ship_cancelled = true
             }
             other => panic!("expected a cancelled operation, got {other:?}"),
+        }
+    } else if input.mode == "report" {
+        match handle.await {
+            Ok(s) => out.shipment = Some(s),
+            Err(e) => {
+                let mut chain = Vec::new();
+                let mut cur = Some(&e.failure);
+                while let Some(f) = cur {
+                    chain.push(f.message.clone());
+                    cur = f.cause.as_deref();
+                }
+                out.ship_error = Some(format!(
+                    "{:?} {:?}: {}",
+                    e.kind,
+                    e.timeout_type(),
+                    chain.join(" <- ")
+                ));
+            }
         }
     } else {
         out.shipment = Some(handle.await?);
@@ -219,6 +243,14 @@ impl Env {
     }
 }
 
+/// The caller's outcome (within a minute).
+async fn outcome(buy: &trellis_client::WorkflowHandle) -> BuyOutcome {
+    tokio::time::timeout(Duration::from_secs(60), buy.result())
+        .await
+        .expect("the caller finishes")
+        .unwrap()
+}
+
 /// Waits until the handler workflow exists (the operation started it).
 async fn wait_started(client: &Client, id: &str) {
     for _ in 0..200 {
@@ -245,10 +277,7 @@ async fn a_trellis_workflow_gets_typed_results_from_sync_and_workflow_run_operat
         .signal("delivered", &"TRK-1")
         .await
         .unwrap();
-    let out: BuyOutcome = tokio::time::timeout(Duration::from_secs(60), buy.result())
-        .await
-        .expect("the caller finishes")
-        .unwrap();
+    let out = outcome(&buy).await;
     assert_eq!(out.price, Some(Price { cents: 750 }));
     assert_eq!(
         out.shipment,
@@ -269,13 +298,7 @@ async fn cancelling_a_workflow_run_operation_cancels_its_workflow() {
         sku: unique("chair"),
         quantity: 1,
     };
-    let out: BuyOutcome = tokio::time::timeout(
-        Duration::from_secs(60),
-        env.buy(&item, "cancel").await.result(),
-    )
-    .await
-    .expect("the caller finishes")
-    .unwrap();
+    let out = outcome(&env.buy(&item, "cancel").await).await;
     assert!(out.ship_cancelled, "{out:?}");
     assert!(out.token.is_some(), "{out:?}");
     let described = env
@@ -285,6 +308,45 @@ async fn cancelling_a_workflow_run_operation_cancels_its_workflow() {
         .await
         .unwrap();
     assert_eq!(described.status, WorkflowExecutionStatus::Canceled);
+    env.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_or_timed_out_handler_workflow_fails_the_callers_operation() {
+    let env = env().await;
+    // Terminated by an operator while the caller waits.
+    let item = Item {
+        sku: unique("desk"),
+        quantity: 1,
+    };
+    let buy = env.buy(&item, "report").await;
+    let ship_id = format!("ship-{}", item.sku);
+    wait_started(&env.client, &ship_id).await;
+    env.client
+        .workflow_handle(&ship_id, None)
+        .terminate("out of stock")
+        .await
+        .unwrap();
+    let out = outcome(&buy).await;
+    assert_eq!(
+        out.ship_error.as_deref(),
+        Some("Failed None: nexus operation completed unsuccessfully <- operation terminated"),
+        "{out:?}"
+    );
+    // Timed out: the handler workflow's execution timeout passes.
+    let item = Item {
+        sku: unique("sofa"),
+        quantity: 99,
+    };
+    let out2 = outcome(&env.buy(&item, "report").await).await;
+    assert_eq!(
+        out2.ship_error.as_deref(),
+        Some(
+            "TimedOut None: nexus operation completed unsuccessfully <- operation exceeded \
+             internal timeout"
+        ),
+        "{out2:?}"
+    );
     env.close().await;
 }
 
@@ -327,10 +389,7 @@ async fn nexus_payloads_are_encrypted_in_both_histories_and_decode_on_both_ends(
     wait_started(&env.client, &ship_id).await;
     let ship = env.client.workflow_handle(&ship_id, None);
     ship.signal("delivered", &"TRK-SECRET").await.unwrap();
-    let out: BuyOutcome = tokio::time::timeout(Duration::from_secs(60), buy.result())
-        .await
-        .expect("the caller finishes")
-        .unwrap();
+    let out = outcome(&buy).await;
     assert_eq!(out.price, Some(Price { cents: 500 }));
     assert_eq!(out.shipment.unwrap().tracking, "TRK-SECRET");
     // Neither history holds the tracking number or the item's JSON in plaintext (the SKU is

@@ -16,6 +16,7 @@ use trellis_client::{
     Client, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowOptions, nexus,
 };
 use trellis_core_proto::api::common::v1::link;
+use trellis_core_proto::api::enums::v1::EventType;
 use trellis_core_proto::api::history::v1::History;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_interceptor::{BoxError, Next, from_fn};
@@ -309,6 +310,41 @@ async fn python_workflow_calls_trellis_workflow_run_operations() {
     // operation as cancelled too.
     let join = case(&cases, "join-running");
     assert_eq!(join["token"], join["first_token"], "{all}");
+    // Each operation's started event links to what its start did in the handler workflow:
+    // the first to the started event, the joining one to the event the server recorded for
+    // the join (its own link, not one naming the started event again).
+    let join_history = client
+        .workflow_handle(join["caller_workflow_id"].as_str().unwrap(), None)
+        .fetch_history()
+        .await
+        .unwrap();
+    let referenced: Vec<_> = join_history
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.attributes,
+                Some(Attributes::NexusOperationStartedEventAttributes(_))
+            )
+        })
+        .flat_map(|e| &e.links)
+        .filter_map(|l| match &l.variant {
+            Some(link::Variant::WorkflowEvent(w)) => w.reference.clone(),
+            _ => None,
+        })
+        .map(|r| match r {
+            link::workflow_event::Reference::EventRef(e) => e.event_type(),
+            link::workflow_event::Reference::RequestIdRef(r) => r.event_type(),
+        })
+        .collect();
+    assert_eq!(
+        referenced,
+        [
+            EventType::WorkflowExecutionStarted,
+            EventType::WorkflowExecutionOptionsUpdated
+        ],
+        "{join_history:#?}"
+    );
     assert!(
         join["error"].to_string().contains("CancelledError"),
         "{all}"

@@ -294,8 +294,10 @@ impl WorkflowRunContext {
             .await
             .map_err(|e| client_error(e, "starting the workflow"))?;
         let run_id = handle.run_id().unwrap_or_default().to_owned();
-        // The link the Python and Go SDKs return: the started event, by request id.
-        let started = Link {
+        // The server's link to what the start produced (for a start that joined a running
+        // workflow, the event recording the join); without one, the started event by request
+        // id, as the Python and Go SDKs build it.
+        let started = handle.start_link().cloned().unwrap_or_else(|| Link {
             variant: Some(link::Variant::WorkflowEvent(link::WorkflowEvent {
                 namespace: token.namespace.clone(),
                 workflow_id: token.workflow_id.clone(),
@@ -307,7 +309,7 @@ impl WorkflowRunContext {
                     },
                 )),
             })),
-        };
+        });
         Ok(WorkflowRunHandle {
             token,
             encoded,

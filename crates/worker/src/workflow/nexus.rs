@@ -163,6 +163,24 @@ impl<O: DeserializeOwned + 'static> NexusOperationCall<O> {
         self
     }
 
+    /// How long the workflow waits for the handler to start the operation (or, for a
+    /// synchronous one, to complete it); then it fails with
+    /// [`NexusOperationFailedKind::TimedOut`] (a schedule-to-start timeout). Without it there
+    /// is no such limit. Needs a server that enforces it (1.32 and later).
+    pub fn schedule_to_start_timeout(mut self, d: Duration) -> Self {
+        self.cmd.schedule_to_start_timeout = Some(to_proto_duration(d));
+        self
+    }
+
+    /// How long the workflow waits for an asynchronous operation to complete once the handler
+    /// started it; then it fails with [`NexusOperationFailedKind::TimedOut`] (a start-to-close
+    /// timeout). Synchronous operations ignore it. Needs a server that enforces it (1.32 and
+    /// later).
+    pub fn start_to_close_timeout(mut self, d: Duration) -> Self {
+        self.cmd.start_to_close_timeout = Some(to_proto_duration(d));
+        self
+    }
+
     /// A short human-readable summary shown in the Temporal UI for this operation.
     pub fn summary(mut self, summary: impl Into<String>) -> Self {
         self.summary = Some(summary.into());
