@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use trellis_client::converter::{AesGcmCodec, FailureConverter};
-use trellis_client::{Client, ClientConfig, DataConverter};
+use trellis_client::{Client, ClientConfig, DataConverter, WorkflowOptions};
 use trellis_worker::nexus::{HandlerErrorType, NexusError, NexusServiceHandler};
 use trellis_worker::{
     ActivityContext, ActivityError, ApplicationFailure, RawValue, Worker, WorkerConfig,
@@ -92,8 +92,15 @@ async fn echo_workflow(ctx: WorkflowContext, value: RawValue) -> Result<RawValue
 }
 
 async fn sleep(ctx: WorkflowContext, millis: u64) -> Result<u64, WorkflowError> {
-    ctx.timer(Duration::from_millis(millis)).await;
-    Ok(millis)
+    // A cancellation request while waiting closes the run as cancelled (dropping the timer
+    // cancels it).
+    let timer = ctx.timer(Duration::from_millis(millis));
+    let cancelled = ctx.cancelled();
+    futures::pin_mut!(timer, cancelled);
+    match futures::future::select(timer, cancelled).await {
+        futures::future::Either::Left(((), _)) => Ok(millis),
+        futures::future::Either::Right(_) => Err(WorkflowError::cancelled()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -281,6 +288,18 @@ fn interop_nexus_service() -> NexusServiceHandler {
                 },
             };
             Err::<(), _>(error)
+        })
+        // Asynchronous operations backed by a run of this worker's workflows (one per
+        // request: the workflow id carries the Nexus request id).
+        .workflow_run_operation("greet_workflow", |ctx, name: String| async move {
+            let id = format!("interop-nexus-greet-{}", ctx.request_id());
+            ctx.start_workflow_by_name::<String>("Greet", (name,), WorkflowOptions::new(id, ""))
+                .await
+        })
+        .workflow_run_operation("sleep_workflow", |ctx, millis: u64| async move {
+            let id = format!("interop-nexus-sleep-{}", ctx.request_id());
+            ctx.start_workflow_by_name::<u64>("Sleep", (millis,), WorkflowOptions::new(id, ""))
+                .await
         })
 }
 

@@ -183,6 +183,9 @@ fn python_calls_trellis_nexus_operations_and_trellis_calls_python_ones() {
             "python-calls-trellis-echo",
             "python-sees-handler-error",
             "python-sees-operation-failure",
+            "python-calls-trellis-workflow-run",
+            "python-cancels-trellis-workflow-run",
+            "the-backing-workflow-is-cancelled",
             "trellis-calls-python",
         ],
         "{stdout}"

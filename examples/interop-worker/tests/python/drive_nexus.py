@@ -7,6 +7,7 @@ usage: python drive_nexus.py ADDRESS TASK_QUEUE ENDPOINT PY_TASK_QUEUE PY_ENDPOI
 Prints one JSON object per check and exits non-zero on the first mismatch.
 """
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from datetime import timedelta
 import nexusrpc
 import nexusrpc.handler
 from temporalio import workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, NexusOperationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -53,6 +54,34 @@ class PyCallInterop:
             return {"error": out}
 
 
+@workflow.defn(name="PyCancelInterop")
+class PyCancelInterop:
+    """Starts an asynchronous (workflow-run) operation, cancels it, and reports the token and
+    how the operation ended."""
+
+    @workflow.run
+    async def run(self, endpoint: str, operation: str, arg) -> dict:
+        client = workflow.create_nexus_client(service="Interop", endpoint=endpoint)
+        handle = await client.start_operation(
+            operation,
+            arg,
+            schedule_to_close_timeout=timedelta(seconds=60),
+            cancellation_type=workflow.NexusOperationCancellationType.WAIT_COMPLETED,
+        )
+        handle.cancel()
+        try:
+            await handle
+            return {"token": handle.operation_token, "error": None}
+        except NexusOperationError as err:
+            return {"token": handle.operation_token, "error": type(err.__cause__).__name__}
+
+
+def token_workflow_id(token: str) -> str:
+    """The workflow id in a workflow-run operation token (base64url JSON, no padding)."""
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    return json.loads(raw)["wid"]
+
+
 def check(name, got, want):
     ok = got == want
     print(json.dumps({"check": name, "ok": ok, "got": repr(got), "want": repr(want)}), flush=True)
@@ -65,7 +94,7 @@ async def main(address, task_queue, endpoint, py_task_queue, py_endpoint) -> Non
     async with Worker(
         client,
         task_queue=py_task_queue,
-        workflows=[PyCallInterop],
+        workflows=[PyCallInterop, PyCancelInterop],
         nexus_service_handlers=[PyServiceHandler()],
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
@@ -91,6 +120,25 @@ async def main(address, task_queue, endpoint, py_task_queue, py_endpoint) -> Non
         )
         failed = await call("fail", {"type": "OPERATION_FAILED", "message": "the city is gone"})
         check("python-sees-operation-failure", failed["error"]["message"], "the city is gone")
+        check(
+            "python-calls-trellis-workflow-run",
+            await call("greet_workflow", "Ada"),
+            {"result": "Hello, Ada!"},
+        )
+        cancelled = await client.execute_workflow(
+            PyCancelInterop.run,
+            args=[endpoint, "sleep_workflow", 600_000],
+            id=f"py-nexus-cancel-{uuid.uuid4()}",
+            task_queue=py_task_queue,
+            execution_timeout=timedelta(seconds=60),
+        )
+        check("python-cancels-trellis-workflow-run", cancelled["error"], "CancelledError")
+        sleeper = client.get_workflow_handle(token_workflow_id(cancelled["token"]))
+        check(
+            "the-backing-workflow-is-cancelled",
+            (await sleeper.describe()).status,
+            WorkflowExecutionStatus.CANCELED,
+        )
         result = await client.execute_workflow(
             "CallNexus",
             {"endpoint": py_endpoint, "service": "PyService", "operation": "shout", "input": "hi"},
