@@ -13,10 +13,11 @@ use trellis_interceptor::grpc::GrpcService;
 use crate::activity::AsyncActivityHandle;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::handle::WorkflowHandle;
+use crate::handle::{UpdateHandle, WorkflowHandle};
 use crate::interceptors::{
     AsyncActivityId, ClientCall, ClientCallResponse, ClientCallService, ListCall,
-    SignalWithStartCall, StartWorkflowCall, base_call_service,
+    SignalWithStartCall, StartWorkflowCall, UpdateCall, UpdateStage, UpdateWithStartCall,
+    base_call_service,
 };
 use crate::nexus::NexusStartOptions;
 use crate::plugin::{ConnectNext, PropagatedPlugin, named};
@@ -290,6 +291,124 @@ impl Client {
             }
             other => Err(ClientError::unexpected(
                 "signal_with_start_workflow",
+                &other,
+            )),
+        }
+    }
+
+    /// Starts a workflow, or uses the one of that id already running, and sends it the update
+    /// `update_name` with `update_args`, in one RPC ([`ClientCall::UpdateWithStart`]); waits
+    /// until the workflow accepted the update. `options.id_conflict_policy` says what a
+    /// running workflow of that id means: `UseExisting` sends the update to it; `Fail` (and
+    /// the server's default) fails the call with an `AlreadyExists` [`ClientError::Rpc`].
+    ///
+    /// Returns the handle of the run that took the update and the update's handle
+    /// ([`UpdateHandle::result`] waits for the handler's result). A validator's rejection is
+    /// [`ClientError::Update`]; the workflow was started all the same.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: trellis_client::Client) -> Result<(), trellis_client::ClientError> {
+    /// use trellis_client::{WorkflowIdConflictPolicy, WorkflowOptions};
+    ///
+    /// let options = WorkflowOptions {
+    ///     id_conflict_policy: WorkflowIdConflictPolicy::UseExisting,
+    ///     ..WorkflowOptions::new("cart-alice", "shop")
+    /// };
+    /// let (cart, added) = client
+    ///     .start_update_with_start_workflow("ShoppingCart", ("alice",), options, "add_item", ("book",))
+    ///     .await?;
+    /// let items: u32 = added.result().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_update_with_start_workflow(
+        &self,
+        workflow_type: &str,
+        args: impl IntoPayloads,
+        options: WorkflowOptions,
+        update_name: &str,
+        update_args: impl IntoPayloads,
+    ) -> Result<(WorkflowHandle, UpdateHandle), ClientError> {
+        self.update_with_start(
+            workflow_type,
+            args,
+            options,
+            update_name,
+            update_args,
+            UpdateStage::Accepted,
+        )
+        .await
+    }
+
+    /// [`start_update_with_start_workflow`](Self::start_update_with_start_workflow), waiting
+    /// for the update's result: the workflow's handle and the result.
+    pub async fn execute_update_with_start_workflow<O>(
+        &self,
+        workflow_type: &str,
+        args: impl IntoPayloads,
+        options: WorkflowOptions,
+        update_name: &str,
+        update_args: impl IntoPayloads,
+    ) -> Result<(WorkflowHandle, O), ClientError>
+    where
+        O: serde::de::DeserializeOwned + 'static,
+    {
+        let (workflow, update) = self
+            .update_with_start(
+                workflow_type,
+                args,
+                options,
+                update_name,
+                update_args,
+                UpdateStage::Completed,
+            )
+            .await?;
+        Ok((workflow, update.result().await?))
+    }
+
+    async fn update_with_start(
+        &self,
+        workflow_type: &str,
+        args: impl IntoPayloads,
+        options: WorkflowOptions,
+        update_name: &str,
+        update_args: impl IntoPayloads,
+        wait_for: UpdateStage,
+    ) -> Result<(WorkflowHandle, UpdateHandle), ClientError> {
+        let dc = self.data_converter();
+        let id = options.id.clone();
+        let update_id = crate::handle::new_update_id();
+        let call = ClientCall::UpdateWithStart(Box::new(UpdateWithStartCall {
+            start: StartWorkflowCall {
+                workflow_type: workflow_type.to_owned(),
+                args: dc.encode_args(args)?,
+                options,
+            },
+            update: UpdateCall {
+                workflow_id: id.clone(),
+                run_id: None,
+                update_id: update_id.clone(),
+                name: update_name.to_owned(),
+                args: dc.encode_args(update_args)?,
+                headers: Default::default(),
+                wait_for,
+            },
+        }));
+        match self.call(call).await? {
+            ClientCallResponse::UpdateWithStart {
+                run_id, outcome, ..
+            } => {
+                let update = UpdateHandle::sent(
+                    self.clone(),
+                    id.clone(),
+                    Some(run_id.clone()),
+                    update_id,
+                    update_name,
+                    outcome,
+                )?;
+                Ok((WorkflowHandle::new(self.clone(), id, Some(run_id)), update))
+            }
+            other => Err(ClientError::unexpected(
+                "update_with_start_workflow",
                 &other,
             )),
         }

@@ -222,27 +222,14 @@ impl WorkflowHandle {
             wait_for,
         }));
         match self.client.call(call).await? {
-            ClientCallResponse::Update { outcome, run_id } => {
-                let handle = UpdateHandle {
-                    client: self.client.clone(),
-                    workflow_id: self.workflow_id.clone(),
-                    run_id: run_id.or_else(|| self.run_id.clone()),
-                    update_id,
-                    name: name.to_owned(),
-                    outcome: None,
-                };
-                match outcome {
-                    UpdateOutcome::Failed(failure) => Err(ClientError::Update {
-                        update: name.to_owned(),
-                        failure,
-                    }),
-                    UpdateOutcome::Accepted => Ok(handle),
-                    done => Ok(UpdateHandle {
-                        outcome: Some(done),
-                        ..handle
-                    }),
-                }
-            }
+            ClientCallResponse::Update { outcome, run_id } => UpdateHandle::sent(
+                self.client.clone(),
+                self.workflow_id.clone(),
+                run_id.or_else(|| self.run_id.clone()),
+                update_id,
+                name,
+                outcome,
+            ),
             other => Err(ClientError::unexpected("update", &other)),
         }
     }
@@ -308,7 +295,7 @@ impl WorkflowHandle {
     }
 }
 
-fn new_update_id() -> String {
+pub(crate) fn new_update_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -324,6 +311,36 @@ pub struct UpdateHandle {
 }
 
 impl UpdateHandle {
+    /// The handle of an update that was sent, from where it stood: a rejected or failed update
+    /// is its error.
+    pub(crate) fn sent(
+        client: Client,
+        workflow_id: String,
+        run_id: Option<String>,
+        update_id: String,
+        name: &str,
+        outcome: UpdateOutcome,
+    ) -> Result<Self, ClientError> {
+        let outcome = match outcome {
+            UpdateOutcome::Failed(failure) => {
+                return Err(ClientError::Update {
+                    update: name.to_owned(),
+                    failure,
+                });
+            }
+            UpdateOutcome::Accepted => None,
+            done => Some(done),
+        };
+        Ok(Self {
+            client,
+            workflow_id,
+            run_id,
+            update_id,
+            name: name.to_owned(),
+            outcome,
+        })
+    }
+
     /// The update id.
     pub fn id(&self) -> &str {
         &self.update_id

@@ -18,6 +18,7 @@ use trellis_core_proto::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use trellis_core_proto::api::enums::v1::{
     HistoryEventFilterType, TaskQueueKind, WorkflowExecutionStatus,
 };
+use trellis_core_proto::api::errordetails::v1::MultiOperationExecutionFailure;
 use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
 use trellis_core_proto::api::query::v1::WorkflowQuery;
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
@@ -27,8 +28,9 @@ use trellis_core_proto::api::update::v1::{
 use trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo;
 use trellis_core_proto::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
-    DescribeWorkflowExecutionResponse, GetWorkflowExecutionHistoryRequest,
-    ListWorkflowExecutionsRequest, PollWorkflowExecutionUpdateRequest, QueryWorkflowRequest,
+    DescribeWorkflowExecutionResponse, ExecuteMultiOperationRequest,
+    GetWorkflowExecutionHistoryRequest, ListWorkflowExecutionsRequest,
+    PollWorkflowExecutionUpdateRequest, QueryWorkflowRequest,
     RecordActivityTaskHeartbeatByIdRequest, RecordActivityTaskHeartbeatRequest,
     RequestCancelWorkflowExecutionRequest, RespondActivityTaskCanceledByIdRequest,
     RespondActivityTaskCanceledRequest, RespondActivityTaskCompletedByIdRequest,
@@ -36,6 +38,8 @@ use trellis_core_proto::api::workflowservice::v1::{
     RespondActivityTaskFailedRequest, SignalWithStartWorkflowExecutionRequest,
     SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest, UpdateWorkflowExecutionRequest,
+    UpdateWorkflowExecutionResponse, execute_multi_operation_request as multi_operation_req,
+    execute_multi_operation_response as multi_operation_resp,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_core_proto::{Failure, Payload};
@@ -86,6 +90,9 @@ pub enum ClientCall {
     Update(Box<UpdateCall>),
     /// Wait for the outcome of an update sent earlier.
     PollUpdate(UpdateRef),
+    /// Start a workflow (or, by its conflict policy, use the running one) and send it an
+    /// update, in one RPC.
+    UpdateWithStart(Box<UpdateWithStartCall>),
 }
 
 impl ClientCall {
@@ -109,14 +116,17 @@ impl ClientCall {
             Self::ReportActivityCancellation(_) => "report_activity_cancellation",
             Self::Update(_) => "update",
             Self::PollUpdate(_) => "poll_update",
+            Self::UpdateWithStart(_) => "update_with_start_workflow",
         }
     }
 
     /// The headers of calls whose RPC carries headers (start, signal, query,
-    /// signal-with-start); `None` for the others.
+    /// signal-with-start, update; for update-with-start, the start's, which the update gets
+    /// too); `None` for the others.
     pub fn headers_mut(&mut self) -> Option<&mut Headers> {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.options.headers),
+            Self::UpdateWithStart(c) => Some(&mut c.start.options.headers),
             Self::Signal(c) => Some(&mut c.headers),
             Self::Query(c) => Some(&mut c.headers),
             Self::SignalWithStart(c) => Some(&mut c.options.headers),
@@ -125,12 +135,13 @@ impl ClientCall {
         }
     }
 
-    /// The arguments of calls that carry arguments (start, signal, query; the start arguments
-    /// of signal-with-start, whose signal arguments are
-    /// [`SignalWithStartCall::signal_args`]).
+    /// The arguments of calls that carry arguments (start, signal, query, update; the start
+    /// arguments of signal-with-start and update-with-start, whose other arguments are
+    /// [`SignalWithStartCall::signal_args`] and the update's [`UpdateCall::args`]).
     pub fn args_mut(&mut self) -> Option<&mut Vec<Payload>> {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.args),
+            Self::UpdateWithStart(c) => Some(&mut c.start.args),
             Self::Signal(c) => Some(&mut c.args),
             Self::Query(c) => Some(&mut c.args),
             Self::SignalWithStart(c) => Some(&mut c.args),
@@ -155,9 +166,11 @@ impl ClientCall {
             Self::FailActivity(c) => c.activity.run_id(),
             Self::Update(c) => c.run_id.as_deref(),
             Self::PollUpdate(c) => c.run_id.as_deref(),
-            Self::StartWorkflow(_) | Self::SignalWithStart(_) | Self::List(_) | Self::Count(_) => {
-                None
-            }
+            Self::StartWorkflow(_)
+            | Self::SignalWithStart(_)
+            | Self::UpdateWithStart(_)
+            | Self::List(_)
+            | Self::Count(_) => None,
         }
     }
 
@@ -172,6 +185,7 @@ impl ClientCall {
             }
             Self::GetResult(c) => &c.workflow_id,
             Self::SignalWithStart(c) => &c.options.id,
+            Self::UpdateWithStart(c) => &c.start.options.id,
             Self::HeartbeatActivity(c)
             | Self::CompleteActivity(c)
             | Self::ReportActivityCancellation(c) => c.activity.workflow_id(),
@@ -181,6 +195,18 @@ impl ClientCall {
             Self::List(_) | Self::Count(_) => "",
         }
     }
+}
+
+/// Starting a workflow, or using the running one, and sending it an update, in one RPC
+/// (`ExecuteMultiOperation`).
+#[derive(Debug, Clone)]
+pub struct UpdateWithStartCall {
+    /// The start. Its `options.id_conflict_policy` says what happens when the workflow is
+    /// already running (`UseExisting`: the update goes to it; `Fail`, the default: the call
+    /// fails). Its headers go with the start and the update.
+    pub start: StartWorkflowCall,
+    /// The update; its workflow is the start's (its `workflow_id` and `run_id` are not used).
+    pub update: UpdateCall,
 }
 
 /// Starting a workflow if it is not running, and signalling it, in one RPC.
@@ -428,6 +454,16 @@ pub enum ClientCallResponse {
     },
     /// An asynchronous activity heartbeat was recorded.
     ActivityHeartbeat(ActivityHeartbeatResponse),
+    /// An update-with-start went through: the run that took the update, and where the update
+    /// stands.
+    UpdateWithStart {
+        /// The run's id.
+        run_id: String,
+        /// Whether the call started it (`false`: it was already running).
+        started: bool,
+        /// The update's outcome so far.
+        outcome: UpdateOutcome,
+    },
     /// Where an update stands (with its run id, once known).
     Update {
         /// The outcome so far.
@@ -449,6 +485,168 @@ fn execution(workflow_id: &str, run_id: &Option<String>) -> Option<WorkflowExecu
     Some(WorkflowExecution {
         workflow_id: workflow_id.to_owned(),
         run_id: run_id.clone().unwrap_or_default(),
+    })
+}
+
+/// The `StartWorkflowExecution` request of a start (arguments and memo encoded by `dc`).
+async fn start_request(
+    dc: &trellis_converter::DataConverter,
+    ns: String,
+    identity: String,
+    mut c: StartWorkflowCall,
+) -> Result<StartWorkflowExecutionRequest, trellis_converter::CodecError> {
+    c.args = dc.encode_payloads(c.args).await?;
+    let mut o = c.options;
+    o.memo = encode_memo(dc, o.memo).await?;
+    let nexus = o.nexus.unwrap_or_default();
+    Ok(StartWorkflowExecutionRequest {
+        namespace: ns,
+        workflow_id: o.id,
+        workflow_type: Some(WorkflowType {
+            name: c.workflow_type,
+        }),
+        task_queue: normal_task_queue(o.task_queue),
+        input: Some(Payloads { payloads: c.args }),
+        workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
+        workflow_run_timeout: o.run_timeout.map(to_proto_duration),
+        workflow_task_timeout: o.task_timeout.map(to_proto_duration),
+        identity,
+        request_id: if nexus.request_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            nexus.request_id
+        },
+        workflow_id_reuse_policy: o.id_reuse_policy as i32,
+        workflow_id_conflict_policy: o.id_conflict_policy as i32,
+        retry_policy: o.retry_policy,
+        memo: (!o.memo.is_empty()).then_some(Memo { fields: o.memo }),
+        header: header(o.headers),
+        completion_callbacks: nexus.completion_callbacks,
+        links: nexus.links,
+        on_conflict_options: nexus.on_conflict_options,
+        ..Default::default()
+    })
+}
+
+/// The `UpdateWorkflowExecution` request of an update (arguments already encoded), waiting
+/// for the call's stage.
+fn update_request(ns: String, identity: String, c: UpdateCall) -> UpdateWorkflowExecutionRequest {
+    let stage = match c.wait_for {
+        UpdateStage::Accepted => UpdateWorkflowExecutionLifecycleStage::Accepted,
+        UpdateStage::Completed => UpdateWorkflowExecutionLifecycleStage::Completed,
+    };
+    UpdateWorkflowExecutionRequest {
+        namespace: ns,
+        workflow_execution: execution(&c.workflow_id, &c.run_id),
+        wait_policy: Some(WaitPolicy {
+            lifecycle_stage: stage as i32,
+        }),
+        request: Some(update::Request {
+            meta: Some(update::Meta {
+                update_id: c.update_id,
+                identity,
+            }),
+            input: Some(update::Input {
+                header: header(c.headers),
+                name: c.name,
+                args: Some(Payloads { payloads: c.args }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn started_workflow_id(request: &UpdateWorkflowExecutionRequest) -> String {
+    request
+        .workflow_execution
+        .as_ref()
+        .map(|e| e.workflow_id.clone())
+        .unwrap_or_default()
+}
+
+/// Sends an update until it reaches its stage: the server answers when the stage is reached
+/// or when its long poll times out, so ask again (the same update id is the same update).
+async fn update_until_stage(
+    svc: &mut Box<dyn temporalio_client::grpc::WorkflowService>,
+    request: UpdateWorkflowExecutionRequest,
+    op: &'static str,
+) -> Result<UpdateWorkflowExecutionResponse, ClientError> {
+    let stage = request
+        .wait_policy
+        .as_ref()
+        .map_or(0, |w| w.lifecycle_stage);
+    loop {
+        let r = svc
+            .update_workflow_execution(tonic::Request::new(request.clone()))
+            .await
+            .map_err(ClientError::rpc(op))?
+            .into_inner();
+        if r.outcome.is_some() || r.stage >= stage {
+            return Ok(r);
+        }
+    }
+}
+
+/// The status of the operation that failed a multi-operation call (the server reports one
+/// status per operation in a `MultiOperationExecutionFailure`; the others are `Aborted`), or
+/// the call's own status when it carries none.
+fn multi_operation_cause(status: tonic::Status) -> tonic::Status {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(message, repeated, tag = "3")]
+        details: Vec<AnyMessage>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct AnyMessage {
+        #[prost(string, tag = "1")]
+        type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        value: Vec<u8>,
+    }
+    let Ok(rpc) = <RpcStatus as prost::Message>::decode(status.details()) else {
+        return status;
+    };
+    let failure = rpc
+        .details
+        .iter()
+        .find(|d| d.type_url.ends_with("MultiOperationExecutionFailure"))
+        .and_then(|d| {
+            <MultiOperationExecutionFailure as prost::Message>::decode(d.value.as_slice()).ok()
+        });
+    let Some(failure) = failure else {
+        return status;
+    };
+    failure
+        .statuses
+        .into_iter()
+        .find(|s| s.code != tonic::Code::Aborted as i32 && s.code != tonic::Code::Ok as i32)
+        .map(|s| tonic::Status::new(tonic::Code::from(s.code), s.message))
+        .unwrap_or(status)
+}
+
+/// The memo's values through the codecs (a memo is stored as the client wrote it).
+async fn encode_memo(
+    dc: &trellis_converter::DataConverter,
+    memo: HashMap<String, Payload>,
+) -> Result<HashMap<String, Payload>, trellis_converter::CodecError> {
+    if memo.is_empty() || dc.codecs().is_empty() {
+        return Ok(memo);
+    }
+    let (keys, values): (Vec<_>, Vec<_>) = memo.into_iter().unzip();
+    let values = dc.encode_payloads(values).await?;
+    Ok(keys.into_iter().zip(values).collect())
+}
+
+fn normal_task_queue(name: String) -> Option<TaskQueue> {
+    Some(TaskQueue {
+        name,
+        kind: TaskQueueKind::Normal as i32,
+        normal_name: String::new(),
     })
 }
 
@@ -503,46 +701,8 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
         cause: e,
     };
     Ok(match call {
-        ClientCall::StartWorkflow(mut c) => {
-            c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
-            let mut o = c.options;
-            if !o.memo.is_empty() && !dc.codecs().is_empty() {
-                let (keys, values): (Vec<_>, Vec<_>) = o.memo.into_iter().unzip();
-                let values = dc.encode_payloads(values).await.map_err(codec)?;
-                o.memo = keys.into_iter().zip(values).collect();
-            }
-            let nexus = o.nexus.unwrap_or_default();
-            let request = StartWorkflowExecutionRequest {
-                namespace: ns,
-                workflow_id: o.id,
-                workflow_type: Some(WorkflowType {
-                    name: c.workflow_type,
-                }),
-                task_queue: Some(TaskQueue {
-                    name: o.task_queue,
-                    kind: TaskQueueKind::Normal as i32,
-                    normal_name: String::new(),
-                }),
-                input: Some(Payloads { payloads: c.args }),
-                workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
-                workflow_run_timeout: o.run_timeout.map(to_proto_duration),
-                workflow_task_timeout: o.task_timeout.map(to_proto_duration),
-                identity,
-                request_id: if nexus.request_id.is_empty() {
-                    uuid::Uuid::new_v4().to_string()
-                } else {
-                    nexus.request_id
-                },
-                workflow_id_reuse_policy: o.id_reuse_policy as i32,
-                workflow_id_conflict_policy: o.id_conflict_policy as i32,
-                retry_policy: o.retry_policy,
-                memo: (!o.memo.is_empty()).then_some(Memo { fields: o.memo }),
-                header: header(o.headers),
-                completion_callbacks: nexus.completion_callbacks,
-                links: nexus.links,
-                on_conflict_options: nexus.on_conflict_options,
-                ..Default::default()
-            };
+        ClientCall::StartWorkflow(c) => {
+            let request = start_request(dc, ns, identity, c).await.map_err(codec)?;
             let r = svc
                 .start_workflow_execution(tonic::Request::new(request))
                 .await
@@ -700,42 +860,8 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
         ClientCall::Update(c) => {
             let mut c = *c;
             c.args = dc.encode_payloads(c.args).await.map_err(codec)?;
-            let stage = match c.wait_for {
-                UpdateStage::Accepted => UpdateWorkflowExecutionLifecycleStage::Accepted,
-                UpdateStage::Completed => UpdateWorkflowExecutionLifecycleStage::Completed,
-            };
-            let request = UpdateWorkflowExecutionRequest {
-                namespace: ns.clone(),
-                workflow_execution: execution(&c.workflow_id, &c.run_id),
-                wait_policy: Some(WaitPolicy {
-                    lifecycle_stage: stage as i32,
-                }),
-                request: Some(update::Request {
-                    meta: Some(update::Meta {
-                        update_id: c.update_id.clone(),
-                        identity: identity.clone(),
-                    }),
-                    input: Some(update::Input {
-                        header: header(c.headers),
-                        name: c.name,
-                        args: Some(Payloads { payloads: c.args }),
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            // The server answers when the stage is reached or its long-poll times out; ask
-            // again until the stage is reached.
-            let response = loop {
-                let r = svc
-                    .update_workflow_execution(tonic::Request::new(request.clone()))
-                    .await
-                    .map_err(ClientError::rpc(op))?
-                    .into_inner();
-                if r.outcome.is_some() || r.stage >= stage as i32 {
-                    break r;
-                }
-            };
+            let request = update_request(ns.clone(), identity.clone(), c);
+            let response = update_until_stage(&mut svc, request, op).await?;
             let run_id = response
                 .update_ref
                 .and_then(|u| u.workflow_execution)
@@ -744,6 +870,73 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
             ClientCallResponse::Update {
                 outcome: update_outcome(dc, response.outcome, op).await?,
                 run_id,
+            }
+        }
+        ClientCall::UpdateWithStart(c) => {
+            let UpdateWithStartCall { start, mut update } = *c;
+            // The start's headers go with the update too (the update's own win).
+            for (k, v) in &start.options.headers {
+                update.headers.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            update.workflow_id = start.options.id.clone();
+            update.run_id = None;
+            update.args = dc.encode_payloads(update.args).await.map_err(codec)?;
+            let start = start_request(dc, ns.clone(), identity.clone(), start)
+                .await
+                .map_err(codec)?;
+            let update = update_request(ns.clone(), identity, update);
+            let request = ExecuteMultiOperationRequest {
+                namespace: ns,
+                operations: [
+                    multi_operation_req::operation::Operation::StartWorkflow(start),
+                    multi_operation_req::operation::Operation::UpdateWorkflow(update.clone()),
+                ]
+                .into_iter()
+                .map(|o| multi_operation_req::Operation { operation: Some(o) })
+                .collect(),
+                ..Default::default()
+            };
+            let r = svc
+                .execute_multi_operation(tonic::Request::new(request))
+                .await
+                .map_err(|status| ClientError::Rpc {
+                    operation: op,
+                    status: multi_operation_cause(status),
+                })?
+                .into_inner();
+            let mut started = None;
+            let mut updated = None;
+            for response in r.responses {
+                match response.response {
+                    Some(multi_operation_resp::response::Response::StartWorkflow(s)) => {
+                        started = Some(s)
+                    }
+                    Some(multi_operation_resp::response::Response::UpdateWorkflow(u)) => {
+                        updated = Some(u)
+                    }
+                    None => {}
+                }
+            }
+            let (Some(started), Some(mut updated)) = (started, updated) else {
+                return Err(ClientError::Rpc {
+                    operation: op,
+                    status: tonic::Status::internal(
+                        "the server's answer lacks the start or the update response",
+                    ),
+                });
+            };
+            let stage = update.wait_policy.as_ref().map_or(0, |w| w.lifecycle_stage);
+            if updated.outcome.is_none() && updated.stage < stage {
+                // The update's long poll ended before its stage: follow it on the run.
+                let mut again = update;
+                again.workflow_execution =
+                    execution(&started_workflow_id(&again), &Some(started.run_id.clone()));
+                updated = update_until_stage(&mut svc, again, op).await?;
+            }
+            ClientCallResponse::UpdateWithStart {
+                run_id: started.run_id,
+                started: started.started,
+                outcome: update_outcome(dc, updated.outcome, op).await?,
             }
         }
         ClientCall::PollUpdate(c) => {
@@ -792,22 +985,14 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
             let mut payloads = dc.encode_payloads(payloads).await.map_err(codec)?;
             let signal_args = payloads.split_off(n);
             let mut o = c.options;
-            if !o.memo.is_empty() && !dc.codecs().is_empty() {
-                let (keys, values): (Vec<_>, Vec<_>) = o.memo.into_iter().unzip();
-                let values = dc.encode_payloads(values).await.map_err(codec)?;
-                o.memo = keys.into_iter().zip(values).collect();
-            }
+            o.memo = encode_memo(dc, o.memo).await.map_err(codec)?;
             let request = SignalWithStartWorkflowExecutionRequest {
                 namespace: ns,
                 workflow_id: o.id,
                 workflow_type: Some(WorkflowType {
                     name: c.workflow_type,
                 }),
-                task_queue: Some(TaskQueue {
-                    name: o.task_queue,
-                    kind: TaskQueueKind::Normal as i32,
-                    normal_name: String::new(),
-                }),
+                task_queue: normal_task_queue(o.task_queue),
                 input: Some(Payloads { payloads }),
                 workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
                 workflow_run_timeout: o.run_timeout.map(to_proto_duration),

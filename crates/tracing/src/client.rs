@@ -70,6 +70,9 @@ fn otel_name(call: &ClientCall) -> String {
         ClientCall::ReportActivityCancellation(_) => "ReportActivityCancellation".to_owned(),
         ClientCall::Update(c) => format!("StartWorkflowUpdate:{}", c.name),
         ClientCall::PollUpdate(_) => "PollWorkflowUpdate".to_owned(),
+        ClientCall::UpdateWithStart(c) => {
+            format!("UpdateWithStartWorkflow:{}", c.start.workflow_type)
+        }
     }
 }
 
@@ -120,6 +123,7 @@ where
                 match &result {
                     Ok(
                         ClientCallResponse::Started { run_id, .. }
+                        | ClientCallResponse::UpdateWithStart { run_id, .. }
                         | ClientCallResponse::WorkflowResult { run_id, .. },
                     ) => {
                         record.record("run_id", run_id.as_str());

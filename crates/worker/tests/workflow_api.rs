@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use trellis_client::{
-    Client, ClientError, WorkflowExecutionStatus, WorkflowHandle, WorkflowOptions,
+    Client, ClientError, WorkflowExecutionStatus, WorkflowHandle, WorkflowIdConflictPolicy,
+    WorkflowOptions,
 };
 use trellis_core_proto::api::enums::v1::EventType;
+use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_testing::{client, unique};
 use trellis_worker::replay::{ReplayHistory, ReplayerConfig, replay_histories};
 use trellis_worker::{
@@ -270,6 +272,137 @@ async fn counter(ctx: WorkflowContext, _: ()) -> Result<i64, WorkflowError> {
     ctx.wait_condition(|| done.get()).await;
     ctx.all_handlers_finished().await;
     Ok(total.get())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_with_start_starts_or_joins_the_workflow_in_one_call() {
+    use trellis_client::ClientConfig;
+    use trellis_client::interceptors::{ClientCall, ClientCallResponse};
+    use trellis_interceptor::{BoxError, Next, from_fn};
+    // A client interceptor's header goes with the start and with the update.
+    let client = trellis_testing::client_with(ClientConfig::new("unused").call_layer(from_fn(
+        |mut call: ClientCall, next: Next<ClientCall, ClientCallResponse, BoxError>| {
+            if let Some(h) = call.headers_mut() {
+                h.insert(
+                    "tenant".into(),
+                    trellis_client::DataConverter::default()
+                        .encode("acme")
+                        .unwrap(),
+                );
+            }
+            next.run(call)
+        },
+    )))
+    .await;
+    let tq = unique("update-with-start");
+    let w = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Counter", counter)).await;
+    let id = unique("counter-uws");
+    let options = |policy| WorkflowOptions {
+        id_conflict_policy: policy,
+        ..WorkflowOptions::new(&id, &tq)
+    };
+
+    // No such workflow yet: the call starts it and the update runs on the new run.
+    let (workflow, five): (_, i64) = client
+        .execute_update_with_start_workflow(
+            "Counter",
+            (),
+            options(WorkflowIdConflictPolicy::UseExisting),
+            "add",
+            (5i64,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(five, 5);
+    let run_id = workflow.run_id().unwrap().to_owned();
+    assert_eq!(workflow.describe().await.unwrap().run_id, run_id);
+
+    // Running: `UseExisting` sends the update to that run; the start form waits for acceptance.
+    let (same, update) = client
+        .start_update_with_start_workflow(
+            "Counter",
+            (),
+            options(WorkflowIdConflictPolicy::UseExisting),
+            "add",
+            (7i64,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.run_id(), Some(run_id.as_str()));
+    assert_eq!(update.result::<i64>().await.unwrap(), 12);
+
+    // `Fail` on a running workflow: the start's error, not the multi-operation wrapper.
+    let err = client
+        .execute_update_with_start_workflow::<i64>(
+            "Counter",
+            (),
+            options(WorkflowIdConflictPolicy::Fail),
+            "add",
+            (1i64,),
+        )
+        .await
+        .unwrap_err();
+    let ClientError::Rpc { operation, status } = &err else {
+        panic!("expected an RPC error, got {err}");
+    };
+    assert_eq!(*operation, "update_with_start_workflow");
+    assert_eq!(status.code(), trellis_client::Code::AlreadyExists, "{err}");
+
+    // The validator's rejection is the update's error; nothing changed.
+    let rejected = client
+        .execute_update_with_start_workflow::<i64>(
+            "Counter",
+            (),
+            options(WorkflowIdConflictPolicy::UseExisting),
+            "add",
+            (-3i64,),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(rejected, ClientError::Update { .. })
+            && rejected.to_string().contains("cannot add -3"),
+        "{rejected}"
+    );
+
+    // Without a conflict policy, a new id starts as with `Fail`.
+    let (other, one): (_, i64) = client
+        .execute_update_with_start_workflow(
+            "Counter",
+            (),
+            WorkflowOptions::new(unique("counter-uws-default"), &tq),
+            "add",
+            (1i64,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    let _: String = other.update("finish", ()).await.unwrap();
+
+    let _: String = workflow.update("finish", ()).await.unwrap();
+    assert_eq!(workflow.result::<i64>().await.unwrap(), 12);
+
+    // The history: the start and the first update carry the interceptor's header.
+    let history = workflow.fetch_history().await.unwrap();
+    let started_header = match &history.events[0].attributes {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.header.clone(),
+        other => panic!("{other:?}"),
+    };
+    let update_header = history.events.iter().find_map(|e| match &e.attributes {
+        Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(a)) => a
+            .accepted_request
+            .as_ref()
+            .and_then(|r| r.input.as_ref())
+            .and_then(|i| i.header.clone()),
+        _ => None,
+    });
+    for header in [started_header, update_header] {
+        assert!(
+            header.is_some_and(|h| h.fields.contains_key("tenant")),
+            "{history:#?}"
+        );
+    }
+    stop(w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1107,7 +1240,7 @@ async fn evicted_workflow_resumes_by_replay_with_the_same_result() {
         async move {
             let h = handle.fetch_history().await.ok()?;
             h.events.iter().find_map(|e| match &e.attributes {
-                Some(trellis_core_proto::api::history::v1::history_event::Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => {
+                Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => {
                     a.workflow_execution.as_ref().map(|x| x.workflow_id.clone())
                 }
                 _ => None,
