@@ -143,6 +143,10 @@ fn python_signals_queries_and_updates_trellis_and_serves_its_child() {
             "update-unknown",
             "messages-result",
             "rejected-updates-not-in-history",
+            "update-with-start-starts",
+            "update-with-start-uses-running",
+            "update-with-start-same-run",
+            "update-with-start-result",
             "child-served-by-python",
             "continue-as-new"
         ]

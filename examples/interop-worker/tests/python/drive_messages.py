@@ -11,7 +11,8 @@ import sys
 import uuid
 
 from temporalio import workflow
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -63,6 +64,37 @@ async def main(address: str, task_queue: str) -> None:
     history = await handle.fetch_history()
     accepted = sum(1 for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes"))
     check("rejected-updates-not-in-history", accepted, 2)
+
+    # Update-with-start: the first call starts the run and the update is delivered with the
+    # start; the second finds it running and uses it.
+    uws_id = f"py-messages-uws-{uuid.uuid4()}"
+
+    def start_op():
+        return WithStartWorkflowOperation(
+            "Messages",
+            10,
+            id=uws_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+
+    first = start_op()
+    check(
+        "update-with-start-starts",
+        await client.execute_update_with_start_workflow("add_and_get", 5, start_workflow_operation=first),
+        15,
+    )
+    second = start_op()
+    check(
+        "update-with-start-uses-running",
+        await client.execute_update_with_start_workflow("add_and_get", 1, start_workflow_operation=second),
+        16,
+    )
+    first_handle = await first.workflow_handle()
+    second_handle = await second.workflow_handle()
+    check("update-with-start-same-run", first_handle.result_run_id == second_handle.result_run_id, True)
+    await first_handle.execute_update("finish")
+    check("update-with-start-result", await first_handle.result(), 16)
 
     # A Trellis workflow starting a child workflow that this Python worker serves.
     py_queue = f"{task_queue}-py"
