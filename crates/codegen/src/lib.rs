@@ -607,6 +607,16 @@ impl Generator<'_> {
         if ident.trim_start_matches("r#") != field.name() {
             let _ = writeln!(self.out, "{pad}#[serde(rename = \"{}\")]", field.name());
         }
+        // Callers whose SDK writes messages as proto3 JSON (`json/protobuf`, e.g. Go's default
+        // for proto types) name fields in lowerCamelCase: read that name too.
+        let json_name = if field.json_name().is_empty() {
+            lower_camel(field.name())
+        } else {
+            field.json_name().to_owned()
+        };
+        if json_name != field.name() {
+            let _ = writeln!(self.out, "{pad}#[serde(alias = \"{json_name}\")]");
+        }
         let _ = writeln!(self.out, "{pad}pub {ident}: {ty},");
         Ok(())
     }
@@ -822,6 +832,23 @@ fn escape(ident: String) -> String {
         s if KEYWORDS.contains(&s) => format!("r#{ident}"),
         _ => ident,
     }
+}
+
+/// The proto3 JSON name of a field: lowerCamelCase of its name (`city_name` → `cityName`).
+fn lower_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn field_ident(name: &str) -> String {

@@ -49,6 +49,7 @@ message Forecast {
   bytes raw = 7;
   uint64 type = 8;
   string camelName = 9;
+  string wind_speed_kmh = 10;
 
   message Hour {
     int32 hour = 1;
@@ -91,6 +92,8 @@ fn weather_contract_generates_types_service_and_operations() {
         "    pub raw: ::std::vec::Vec<u8>,",
         "    pub r#type: u64,",
         "    #[serde(rename = \"camelName\")]\n    pub camel_name: ::std::string::String,",
+        // proto3 JSON's lowerCamelCase name is read too.
+        "    #[serde(alias = \"windSpeedKmh\")]\n    pub wind_speed_kmh: ::std::string::String,",
         "pub mod forecast {",
         "        pub sky: super::Sky,",
         "        pub parent: ::std::option::Option<super::Forecast>,",
