@@ -657,6 +657,93 @@ async fn workflow_cancellation_cleans_up_with_an_activity() {
     stop(w).await;
 }
 
+static HANG_STARTED: AtomicBool = AtomicBool::new(false);
+static HANG_CANCELLED: AtomicBool = AtomicBool::new(false);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_that_ignores_cancellation_is_cancelled_with_what_it_waited_on() {
+    async fn hang(ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+        // Heartbeats until the cancellation reaches it.
+        HANG_STARTED.store(true, Ordering::SeqCst);
+        for _ in 0..600 {
+            ctx.heartbeat(&());
+            if ctx.is_cancelled() {
+                HANG_CANCELLED.store(true, Ordering::SeqCst);
+                return Err(ActivityError::Cancelled);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+    // Never asks about cancellation: waits on an activity and a long timer.
+    async fn oblivious(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+        let activity = ctx
+            .activity("hang")
+            .start_to_close_timeout(Duration::from_secs(120))
+            .heartbeat_timeout(Duration::from_secs(2))
+            .run::<()>();
+        let timer = ctx.timer(Duration::from_secs(3600));
+        let (r, ()) = futures::join!(activity, timer);
+        r?;
+        Ok("finished".into())
+    }
+    let client = client().await;
+    let tq = unique("cancel-oblivious");
+    let mut config = WorkerConfig::new(&tq)
+        .workflow("Oblivious", oblivious)
+        .activity("hang", hang);
+    // Every task replays the run from history: the cancellation must replay too.
+    config.max_cached_workflows = 0;
+    let w = spawn_worker(&client, config).await;
+    let handle = client
+        .start_workflow(
+            "Oblivious",
+            &(),
+            WorkflowOptions::new(unique("oblivious"), &tq),
+        )
+        .await
+        .unwrap();
+    // Cancel once the activity runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !HANG_STARTED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the activity never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    handle.cancel("stop").await.unwrap();
+    let err = handle.result::<String>().await.unwrap_err();
+    let ClientError::Workflow(f) = &err else {
+        panic!("expected a workflow failure, got {err}");
+    };
+    assert_eq!(f.status, WorkflowExecutionStatus::Canceled);
+    let types = history_types(&handle).await;
+    for expected in [
+        EventType::ActivityTaskCancelRequested,
+        EventType::TimerCanceled,
+        EventType::WorkflowExecutionCanceled,
+    ] {
+        assert!(types.contains(&expected), "{expected:?} in {types:?}");
+    }
+    // The activity heard of it through its heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !HANG_CANCELLED.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the activity never saw the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The history replays clean.
+    let history = handle.fetch_history().await.unwrap();
+    let replayed = replay_histories(
+        &ReplayerConfig::new(WorkerConfig::new("replay").workflow("Oblivious", oblivious)),
+        vec![ReplayHistory::new("server", handle.id(), history)],
+    )
+    .await
+    .unwrap();
+    assert!(replayed[0].is_ok(), "{replayed:?}");
+    stop(w).await;
+}
+
 static SAW_CANCEL: AtomicBool = AtomicBool::new(false);
 
 async fn sleepy(ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {

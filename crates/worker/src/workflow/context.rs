@@ -167,6 +167,9 @@ pub(crate) struct RunState {
     rng: SmallRng,
     cancel_requested: Option<String>,
     cancel_wakers: Vec<Waker>,
+    /// The workflow asked about cancellation (`cancelled()` / `cancel_requested()`), so it
+    /// handles a cancellation request itself; otherwise the run is cancelled for it.
+    pub(crate) cancel_handled: bool,
     /// Patches the history says were present when it was written.
     notified_patches: std::collections::HashSet<String>,
     /// Patches this run has already decided (each is decided once per run).
@@ -239,6 +242,7 @@ impl WorkflowContext {
                     rng: SmallRng::seed_from_u64(seed),
                     cancel_requested: None,
                     cancel_wakers: Vec::new(),
+                    cancel_handled: false,
                     notified_patches: Default::default(),
                     decided_patches: HashMap::new(),
                     fatal: None,
@@ -509,15 +513,25 @@ impl WorkflowContext {
         use_new
     }
 
-    /// Whether cancellation of the workflow was requested; the reason when it was.
+    /// Whether cancellation of the workflow was requested; the reason when it was. Calling it
+    /// means the workflow handles cancellation itself (see [`cancelled`](Self::cancelled)).
     pub fn cancel_requested(&self) -> Option<String> {
-        self.shared.state.borrow().cancel_requested.clone()
+        let mut st = self.shared.state.borrow_mut();
+        st.cancel_handled = true;
+        st.cancel_requested.clone()
     }
 
     /// Completes when cancellation of the workflow is requested, with the reason. Race it
     /// against other work (e.g. `futures::select`) and clean up, then return
     /// [`WorkflowError::cancelled`](crate::WorkflowError::cancelled).
+    ///
+    /// Calling it (or [`cancel_requested`](Self::cancel_requested)) means the workflow handles
+    /// cancellation itself. A workflow that has called neither by the time a cancellation
+    /// request arrives and it waits again is cancelled for it: its main future is dropped,
+    /// which cancels the activities, timers and Nexus operations it was waiting on, and the
+    /// run closes as cancelled, as in the other SDKs.
     pub fn cancelled(&self) -> CancelRequested {
+        self.shared.state.borrow_mut().cancel_handled = true;
         CancelRequested { ctx: self.clone() }
     }
 }
@@ -638,6 +652,12 @@ impl RunShared {
         if let Some(slot) = st.nexus_results.get_mut(&seq) {
             slot.resolve(r);
         }
+    }
+
+    /// Cancellation was requested and the workflow never asked about it (nor failed its task).
+    pub(crate) fn cancel_unhandled(&self) -> bool {
+        let st = self.state.borrow();
+        st.cancel_requested.is_some() && !st.cancel_handled && st.fatal.is_none()
     }
 
     pub(crate) fn request_cancel(&self, reason: String) {

@@ -340,8 +340,24 @@ impl WorkflowRun {
     }
 
     /// Polls the main future until it is blocked on something only a later activation can
-    /// resolve, or finished.
+    /// resolve, or finished; then cancels the run when cancellation was requested and the
+    /// workflow does not handle it itself.
     fn poll_main(&mut self) -> Result<(), Failure> {
+        self.poll_until_quiet()?;
+        if self.main.is_some() && self.shared.cancel_unhandled() {
+            // Dropping the main future cancels what it waited on (the drops issue the
+            // cancellation commands), then the run closes as cancelled.
+            drop(self.main.take());
+            self.shared.state.borrow_mut().closing = true;
+            self.shared
+                .push_command(workflow_command::Variant::CancelWorkflowExecution(
+                    CancelWorkflowExecution::default(),
+                ));
+        }
+        Ok(())
+    }
+
+    fn poll_until_quiet(&mut self) -> Result<(), Failure> {
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
         // Always poll once: new signal deliveries have not been polled yet, whatever the flag.
