@@ -21,10 +21,15 @@ use trellis_core_proto::api::enums::v1::{
 use trellis_core_proto::api::errordetails::v1::MultiOperationExecutionFailure;
 use trellis_core_proto::api::history::v1::{History, history_event::Attributes};
 use trellis_core_proto::api::query::v1::WorkflowQuery;
+use trellis_core_proto::api::schedule::v1::{
+    Schedule, ScheduleAction, ScheduleListEntry, SchedulePatch, ScheduleState,
+    TriggerImmediatelyRequest, schedule_action,
+};
 use trellis_core_proto::api::taskqueue::v1::TaskQueue;
 use trellis_core_proto::api::update::v1::{
     self as update, UpdateRef as UpdateRefProto, WaitPolicy,
 };
+use trellis_core_proto::api::workflow::v1::NewWorkflowExecutionInfo;
 use trellis_core_proto::api::workflow::v1::WorkflowExecutionInfo;
 use trellis_core_proto::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
@@ -40,6 +45,10 @@ use trellis_core_proto::api::workflowservice::v1::{
     TerminateWorkflowExecutionRequest, UpdateWorkflowExecutionRequest,
     UpdateWorkflowExecutionResponse, execute_multi_operation_request as multi_operation_req,
     execute_multi_operation_response as multi_operation_resp,
+};
+use trellis_core_proto::api::workflowservice::v1::{
+    CreateScheduleRequest, DeleteScheduleRequest, DescribeScheduleRequest,
+    DescribeScheduleResponse, ListSchedulesRequest, PatchScheduleRequest,
 };
 use trellis_core_proto::time::to_proto_duration;
 use trellis_core_proto::{Failure, Payload};
@@ -93,6 +102,10 @@ pub enum ClientCall {
     /// Start a workflow (or, by its conflict policy, use the running one) and send it an
     /// update, in one RPC.
     UpdateWithStart(Box<UpdateWithStartCall>),
+    /// Create, describe, trigger, pause, unpause or delete a schedule.
+    Schedule(Box<ScheduleCall>),
+    /// List the namespace's schedules (all pages).
+    ListSchedules(ListCall),
 }
 
 impl ClientCall {
@@ -117,6 +130,15 @@ impl ClientCall {
             Self::Update(_) => "update",
             Self::PollUpdate(_) => "poll_update",
             Self::UpdateWithStart(_) => "update_with_start_workflow",
+            Self::Schedule(c) => match c.op {
+                ScheduleOp::Create { .. } => "create_schedule",
+                ScheduleOp::Describe => "describe_schedule",
+                ScheduleOp::Trigger => "trigger_schedule",
+                ScheduleOp::Pause(_) => "pause_schedule",
+                ScheduleOp::Unpause(_) => "unpause_schedule",
+                ScheduleOp::Delete => "delete_schedule",
+            },
+            Self::ListSchedules(_) => "list_schedules",
         }
     }
 
@@ -127,6 +149,10 @@ impl ClientCall {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.options.headers),
             Self::UpdateWithStart(c) => Some(&mut c.start.options.headers),
+            Self::Schedule(c) => match &mut c.op {
+                ScheduleOp::Create { workflow, .. } => Some(&mut workflow.headers),
+                _ => None,
+            },
             Self::Signal(c) => Some(&mut c.headers),
             Self::Query(c) => Some(&mut c.headers),
             Self::SignalWithStart(c) => Some(&mut c.options.headers),
@@ -142,6 +168,10 @@ impl ClientCall {
         match self {
             Self::StartWorkflow(c) => Some(&mut c.args),
             Self::UpdateWithStart(c) => Some(&mut c.start.args),
+            Self::Schedule(c) => match &mut c.op {
+                ScheduleOp::Create { args, .. } => Some(args),
+                _ => None,
+            },
             Self::Signal(c) => Some(&mut c.args),
             Self::Query(c) => Some(&mut c.args),
             Self::SignalWithStart(c) => Some(&mut c.args),
@@ -169,6 +199,8 @@ impl ClientCall {
             Self::StartWorkflow(_)
             | Self::SignalWithStart(_)
             | Self::UpdateWithStart(_)
+            | Self::Schedule(_)
+            | Self::ListSchedules(_)
             | Self::List(_)
             | Self::Count(_) => None,
         }
@@ -192,9 +224,48 @@ impl ClientCall {
             Self::FailActivity(c) => c.activity.workflow_id(),
             Self::Update(c) => &c.workflow_id,
             Self::PollUpdate(c) => &c.workflow_id,
-            Self::List(_) | Self::Count(_) => "",
+            Self::Schedule(c) => match &c.op {
+                ScheduleOp::Create { workflow, .. } => &workflow.id,
+                _ => "",
+            },
+            Self::List(_) | Self::Count(_) | Self::ListSchedules(_) => "",
         }
     }
+}
+
+/// A call about one schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleCall {
+    /// The schedule id.
+    pub schedule_id: String,
+    /// What to do.
+    pub op: ScheduleOp,
+}
+
+/// What a [`ScheduleCall`] does.
+#[derive(Debug, Clone)]
+pub enum ScheduleOp {
+    /// Create the schedule.
+    Create {
+        /// When it acts, its policies and state.
+        options: Box<crate::schedule::ScheduleOptions>,
+        /// The workflow type it starts.
+        workflow_type: String,
+        /// The workflow's arguments, encoded (the codecs run below the layers).
+        args: Vec<Payload>,
+        /// The started workflows' options (id, task queue, timeouts, headers, memo, …).
+        workflow: Box<WorkflowOptions>,
+    },
+    /// Describe it.
+    Describe,
+    /// Act once now.
+    Trigger,
+    /// Pause it, with a note.
+    Pause(String),
+    /// Unpause it, with a note.
+    Unpause(String),
+    /// Delete it.
+    Delete,
 }
 
 /// Starting a workflow, or using the running one, and sending it an update, in one RPC
@@ -464,6 +535,10 @@ pub enum ClientCallResponse {
         /// The update's outcome so far.
         outcome: UpdateOutcome,
     },
+    /// A schedule's description.
+    ScheduleDescribed(Box<DescribeScheduleResponse>),
+    /// The namespace's schedules.
+    Schedules(Vec<ScheduleListEntry>),
     /// Where an update stands (with its run id, once known).
     Update {
         /// The outcome so far.
@@ -525,6 +600,147 @@ async fn start_request(
         links: nexus.links,
         on_conflict_options: nexus.on_conflict_options,
         ..Default::default()
+    })
+}
+
+/// Runs one schedule call.
+async fn schedule_call(
+    svc: &mut Box<dyn temporalio_client::grpc::WorkflowService>,
+    dc: &trellis_converter::DataConverter,
+    ns: String,
+    identity: String,
+    c: ScheduleCall,
+    op: &'static str,
+) -> Result<ClientCallResponse, ClientError> {
+    let rpc = ClientError::rpc(op);
+    let patch = |patch: SchedulePatch| PatchScheduleRequest {
+        namespace: ns.clone(),
+        schedule_id: c.schedule_id.clone(),
+        patch: Some(patch),
+        identity: identity.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    Ok(match c.op {
+        ScheduleOp::Create {
+            options,
+            workflow_type,
+            args,
+            workflow,
+        } => {
+            let codec = |e| ClientError::Codec {
+                operation: op,
+                cause: e,
+            };
+            let o = *workflow;
+            let memo = encode_memo(dc, o.memo).await.map_err(codec)?;
+            let action = NewWorkflowExecutionInfo {
+                workflow_id: o.id,
+                workflow_type: Some(WorkflowType {
+                    name: workflow_type,
+                }),
+                task_queue: normal_task_queue(o.task_queue),
+                input: Some(Payloads {
+                    payloads: dc.encode_payloads(args).await.map_err(codec)?,
+                }),
+                workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
+                workflow_run_timeout: o.run_timeout.map(to_proto_duration),
+                workflow_task_timeout: o.task_timeout.map(to_proto_duration),
+                workflow_id_reuse_policy: o.id_reuse_policy as i32,
+                retry_policy: o.retry_policy,
+                memo: (!memo.is_empty()).then_some(Memo { fields: memo }),
+                header: header(o.headers),
+                ..Default::default()
+            };
+            let options = *options;
+            let request = CreateScheduleRequest {
+                namespace: ns.clone(),
+                schedule_id: c.schedule_id.clone(),
+                schedule: Some(Schedule {
+                    spec: Some(options.spec),
+                    action: Some(ScheduleAction {
+                        action: Some(schedule_action::Action::StartWorkflow(action)),
+                    }),
+                    policies: Some(options.policies),
+                    state: Some(ScheduleState {
+                        notes: options.note,
+                        paused: options.paused,
+                        ..Default::default()
+                    }),
+                }),
+                initial_patch: options.trigger_immediately.then(|| SchedulePatch {
+                    trigger_immediately: Some(TriggerImmediatelyRequest::default()),
+                    ..Default::default()
+                }),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
+            };
+            svc.create_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ScheduleOp::Describe => {
+            let request = DescribeScheduleRequest {
+                namespace: ns.clone(),
+                schedule_id: c.schedule_id.clone(),
+            };
+            let r = svc
+                .describe_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?
+                .into_inner();
+            ClientCallResponse::ScheduleDescribed(Box::new(r))
+        }
+        ScheduleOp::Trigger => {
+            let request = patch(SchedulePatch {
+                trigger_immediately: Some(TriggerImmediatelyRequest::default()),
+                ..Default::default()
+            });
+            svc.patch_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ScheduleOp::Pause(note) | ScheduleOp::Unpause(note) if note.is_empty() => {
+            return Err(ClientError::Rpc {
+                operation: op,
+                status: tonic::Status::invalid_argument(
+                    "pausing or unpausing a schedule needs a note saying why",
+                ),
+            });
+        }
+        ScheduleOp::Pause(note) => {
+            let request = patch(SchedulePatch {
+                pause: note,
+                ..Default::default()
+            });
+            svc.patch_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ScheduleOp::Unpause(note) => {
+            let request = patch(SchedulePatch {
+                unpause: note,
+                ..Default::default()
+            });
+            svc.patch_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
+        ScheduleOp::Delete => {
+            let request = DeleteScheduleRequest {
+                namespace: ns.clone(),
+                schedule_id: c.schedule_id.clone(),
+                identity,
+            };
+            svc.delete_schedule(tonic::Request::new(request))
+                .await
+                .map_err(rpc)?;
+            ClientCallResponse::Accepted
+        }
     })
 }
 
@@ -937,6 +1153,29 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                 run_id: started.run_id,
                 started: started.started,
                 outcome: update_outcome(dc, updated.outcome, op).await?,
+            }
+        }
+        ClientCall::Schedule(c) => schedule_call(&mut svc, dc, ns, identity, *c, op).await?,
+        ClientCall::ListSchedules(c) => {
+            let mut found = Vec::new();
+            let mut page_token = Vec::new();
+            loop {
+                let request = ListSchedulesRequest {
+                    namespace: ns.clone(),
+                    maximum_page_size: 100,
+                    next_page_token: page_token,
+                    query: c.query.clone(),
+                };
+                let response = svc
+                    .list_schedules(tonic::Request::new(request))
+                    .await
+                    .map_err(ClientError::rpc(op))?
+                    .into_inner();
+                found.extend(response.schedules);
+                if response.next_page_token.is_empty() {
+                    break ClientCallResponse::Schedules(found);
+                }
+                page_token = response.next_page_token;
             }
         }
         ClientCall::PollUpdate(c) => {

@@ -45,6 +45,7 @@ mod handle;
 pub mod interceptors;
 pub mod nexus;
 pub mod plugin;
+pub mod schedule;
 mod stack;
 
 pub use activity::AsyncActivityHandle;

@@ -73,6 +73,8 @@ fn otel_name(call: &ClientCall) -> String {
         ClientCall::UpdateWithStart(c) => {
             format!("UpdateWithStartWorkflow:{}", c.start.workflow_type)
         }
+        ClientCall::Schedule(c) => format!("{}:{}", call.name(), c.schedule_id),
+        ClientCall::ListSchedules(_) => "ListSchedules".to_owned(),
     }
 }
 
