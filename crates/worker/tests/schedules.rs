@@ -80,7 +80,10 @@ async fn a_schedule_starts_workflows_and_is_managed_from_the_client() {
 
     // Triggered: a run starts, the worker decodes the encrypted arguments.
     schedule.trigger().await.unwrap();
-    let d = wait_for(&schedule, "the triggered action", |d| d.action_count >= 1).await;
+    let d = wait_for(&schedule, "the triggered action", |d| {
+        d.action_count >= 1 && !d.recent_runs.is_empty()
+    })
+    .await;
     let (workflow_id, _) = d.recent_runs.last().cloned().expect("a recent run");
     assert!(
         workflow_id.starts_with(&format!("{id}-run")),
