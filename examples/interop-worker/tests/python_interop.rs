@@ -33,28 +33,22 @@ fn stop_worker(mut worker: Child) {
     assert!(status.success(), "interop-worker exited with {status}");
 }
 
-/// Runs a Python driver script from `tests/python/`, asserts it succeeded, and returns the
-/// checks it printed (one JSON object per line) with its stdout.
+/// Runs a Python driver script from `tests/python/` with the server address and `args`,
+/// asserts it succeeded, and returns the checks it printed (one JSON object per line) with
+/// their text for assertion messages.
 fn run_driver(script: &str, args: &[&str]) -> (Vec<serde_json::Value>, String) {
-    let python = trellis_testing::python().expect("a Python venv with temporalio");
-    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(trellis_testing::server_address())
-        .args(args)
-        .output()
-        .expect("running the Python driver");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "python driver failed:\n{stdout}\n{stderr}"
-    );
-    let checks = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
-    (checks, stdout)
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let mut all = vec![trellis_testing::server_address().to_owned()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let checks = trellis_testing::python_json_lines(&script, &all);
+    let text = checks
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (checks, text)
 }
 
 fn names(checks: &[serde_json::Value]) -> Vec<&str> {
