@@ -11,7 +11,13 @@ import sys
 import uuid
 
 from temporalio import workflow
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -64,6 +70,23 @@ async def main(address: str, task_queue: str) -> None:
     history = await handle.fetch_history()
     accepted = sum(1 for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes"))
     check("rejected-updates-not-in-history", accepted, 2)
+
+    # Cancelling a Trellis workflow that never asks about cancellation closes it as cancelled.
+    waiting = await client.start_workflow(
+        "Messages", 0, id=f"py-messages-cancel-{uuid.uuid4()}", task_queue=task_queue
+    )
+    check("update-before-cancel", await waiting.execute_update("add_and_get", 1), 1)
+    await waiting.cancel()
+    try:
+        await waiting.result()
+        check("cancel-closes-as-cancelled", "completed", "cancelled")
+    except WorkflowFailureError as e:
+        check("cancel-closes-as-cancelled", type(e.cause).__name__, "CancelledError")
+    check(
+        "cancelled-status",
+        (await waiting.describe()).status,
+        WorkflowExecutionStatus.CANCELED,
+    )
 
     # Update-with-start: the first call starts the run and the update is delivered with the
     # start; the second finds it running and uses it.
