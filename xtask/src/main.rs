@@ -97,7 +97,15 @@ fn demo() -> Result<(), String> {
         }
     };
     run(cargo()
-        .args(["run", "--quiet", "-p", "trellis-example-hello", "--"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "trellis-example-hello",
+            "--bin",
+            "hello",
+            "--",
+        ])
         .env("TEMPORAL_ADDRESS", &address))
 }
 

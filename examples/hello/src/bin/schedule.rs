@@ -38,9 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Created schedule {}", schedule.id());
 
     // The first action runs at once (trigger_immediately); wait for it and its result.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let run = loop {
         if let Some(run) = schedule.latest_run().await? {
             break run;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("the schedule took no action within a minute".into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
