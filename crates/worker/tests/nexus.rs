@@ -3,13 +3,15 @@
 //! operation errors, a panic retried, an unknown operation, an asynchronous operation cancelled,
 //! inbound layers on the real path, and the endpoint helpers.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use trellis_client::{Client, nexus};
+use trellis_client::nexus;
 use trellis_interceptor::{BoxError, Next, from_fn};
 use trellis_testing::{client, unique};
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
@@ -76,22 +78,6 @@ fn weather_service(
                 }
             }
         })
-}
-
-type Running = trellis_worker::RunningWorker;
-
-async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: Running) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops within 30 s")
-        .expect("worker ran without error");
 }
 
 /// Runs the Python caller; returns its cases by name.

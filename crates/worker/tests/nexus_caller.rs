@@ -4,6 +4,9 @@
 //! outbound interceptor's header reaching the handler's inbound layer, and a Python SDK
 //! handler.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,8 +26,8 @@ use trellis_worker::nexus::{
 };
 use trellis_worker::replay::{ReplayHistory, ReplayerConfig, replay_histories};
 use trellis_worker::{
-    NexusOperationCancellationType, NexusOperationFailed, NexusOperationFailedKind, Worker,
-    WorkerConfig, WorkflowContext, WorkflowError,
+    NexusOperationCancellationType, NexusOperationFailed, NexusOperationFailedKind, WorkerConfig,
+    WorkflowContext, WorkflowError,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -45,22 +48,6 @@ impl Service for WeatherService {
 impl WeatherService {
     const GET_WEATHER: Operation<City, Forecast> = Operation::new("get_weather");
     const SLOW: Operation<City, Forecast> = Operation::new("slow");
-}
-
-type Running = trellis_worker::RunningWorker;
-
-async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: Running) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops within 30 s")
-        .expect("worker ran without error");
 }
 
 /// The handlers: a sync operation with error cases, a slow one, and an asynchronous one whose

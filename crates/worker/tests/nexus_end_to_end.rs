@@ -3,6 +3,9 @@
 //! and gets typed results; cancelling the workflow-run operation cancels its handler workflow;
 //! a handler error arrives as a typed failure.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +15,7 @@ use trellis_worker::nexus::{
     HandlerErrorType, NexusError, NexusServiceHandler, Operation, Service, WorkflowRunToken,
 };
 use trellis_worker::{
-    NexusOperationFailedKind, Worker, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef,
+    NexusOperationFailedKind, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -162,28 +165,12 @@ async fn buy(ctx: WorkflowContext, input: BuyInput) -> Result<BuyOutcome, Workfl
     Ok(out)
 }
 
-type Running = trellis_worker::RunningWorker;
-
-async fn spawn(client: &Client, config: WorkerConfig) -> Running {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: Running) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops")
-        .expect("worker ran without error");
-}
-
 struct Env {
     client: Client,
     endpoint: nexus::Endpoint,
     endpoint_name: String,
     caller_tq: String,
-    workers: Vec<Running>,
+    workers: Vec<trellis_worker::RunningWorker>,
 }
 
 async fn env() -> Env {
@@ -197,7 +184,7 @@ async fn env_with(client: Client) -> Env {
     let endpoint = nexus::create_endpoint(&client, &endpoint_name, &handler_tq)
         .await
         .unwrap();
-    let handler = spawn(
+    let handler = spawn_worker(
         &client,
         WorkerConfig::new(&handler_tq)
             .workflow(SHIP_WORKFLOW.name(), ship)
@@ -207,7 +194,7 @@ async fn env_with(client: Client) -> Env {
     let mut caller_config = WorkerConfig::new(&caller_tq).workflow("Buy", buy);
     // Every workflow task replays from the start: the caller's Nexus commands must replay.
     caller_config.max_cached_workflows = 0;
-    let caller = spawn(&client, caller_config).await;
+    let caller = spawn_worker(&client, caller_config).await;
     Env {
         client,
         endpoint,

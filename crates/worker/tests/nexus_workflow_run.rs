@@ -7,14 +7,14 @@
 //! workflows reach the worker through a `SimplePlugin`; the worker's own Nexus inbound layer
 //! still sees every request.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use trellis_client::{
-    Client, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowOptions, nexus,
-};
+use trellis_client::{WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowOptions, nexus};
 use trellis_core_proto::api::common::v1::link;
 use trellis_core_proto::api::enums::v1::EventType;
 use trellis_core_proto::api::history::v1::History;
@@ -25,7 +25,7 @@ use trellis_testing::{client, unique};
 use trellis_worker::interceptors::{NexusInbound, NexusInboundResponse};
 use trellis_worker::nexus::{NexusServiceHandler, Operation, Service, WorkflowRunToken};
 use trellis_worker::{
-    ApplicationFailure, Worker, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef,
+    ApplicationFailure, WorkerConfig, WorkflowContext, WorkflowError, WorkflowRef,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -115,22 +115,6 @@ fn greeting_plugin() -> SimplePlugin {
         .workflow(GREET_WORKFLOW.name(), greet)
         .workflow(WAIT_WORKFLOW.name(), wait_for_cancel)
         .workflow("Fails", fail)
-}
-
-type Running = trellis_worker::RunningWorker;
-
-async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: Running) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops within 30 s")
-        .expect("worker ran without error");
 }
 
 /// Runs the Python caller; returns its cases.

@@ -1,6 +1,9 @@
 //! Schedules on the dev server: created with an encrypting client, triggered, run by a worker,
 //! paused and unpaused, listed, deleted.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::time::{Duration, Instant};
 
 use trellis_client::converter::AesGcmCodec;
@@ -8,7 +11,7 @@ use trellis_client::schedule::{ScheduleHandle, ScheduleOptions};
 use trellis_client::{ClientConfig, ClientError, Code, DataConverter, WorkflowOptions};
 use trellis_core_proto::api::history::v1::history_event::Attributes;
 use trellis_testing::{client_with, unique};
-use trellis_worker::{Worker, WorkerConfig, WorkflowContext, WorkflowError};
+use trellis_worker::{WorkerConfig, WorkflowContext, WorkflowError};
 
 async fn report(_ctx: WorkflowContext, (kind, n): (String, u32)) -> Result<String, WorkflowError> {
     Ok(format!("{kind} report #{n}"))
@@ -39,10 +42,7 @@ async fn a_schedule_starts_workflows_and_is_managed_from_the_client() {
     )
     .await;
     let tq = unique("schedules");
-    let worker = Worker::new(&client, WorkerConfig::new(&tq).workflow("Report", report))
-        .await
-        .unwrap()
-        .spawn();
+    let worker = spawn_worker(&client, WorkerConfig::new(&tq).workflow("Report", report)).await;
     let id = unique("nightly");
 
     // Once a day, so nothing fires during the test but what is triggered.
@@ -136,8 +136,5 @@ async fn a_schedule_starts_workflows_and_is_managed_from_the_client() {
         "{gone}"
     );
 
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops")
-        .expect("worker ran without error");
+    stop(worker).await;
 }

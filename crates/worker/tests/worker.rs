@@ -1,16 +1,19 @@
 //! A Trellis workflow calling a Trellis activity on a real Temporal dev server, and the ways it
 //! can go wrong: panics, unknown types, failures, cancellation, shutdown.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use trellis_client::{Client, ClientError, WorkflowExecutionStatus, WorkflowOptions};
+use trellis_client::{ClientError, WorkflowExecutionStatus, WorkflowOptions};
 use trellis_core_proto::api::enums::v1::EventType;
 use trellis_testing::{client, unique, workflow_task_failure};
 use trellis_worker::{
-    ActivityContext, ActivityError, ApplicationFailure, Pollers, RunningWorker, Worker,
-    WorkerConfig, WorkerError, WorkflowContext, WorkflowError,
+    ActivityContext, ActivityError, ApplicationFailure, Pollers, Worker, WorkerConfig, WorkerError,
+    WorkflowContext, WorkflowError,
 };
 
 async fn compose_greeting(
@@ -29,21 +32,6 @@ async fn greet(ctx: WorkflowContext, name: String) -> Result<String, WorkflowErr
         .await?;
     ctx.timer(Duration::from_millis(50)).await;
     Ok(greeting)
-}
-
-/// Starts a worker in the background.
-async fn spawn_worker(client: &Client, config: WorkerConfig) -> RunningWorker {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: RunningWorker) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops within 30 s")
-        .expect("worker ran without error");
 }
 
 fn event_types(history: &trellis_core_proto::History) -> Vec<EventType> {

@@ -3,6 +3,9 @@
 //! activities, dynamic registrations, cancellation scopes, memo/search attribute upserts, and
 //! replay after eviction.
 
+mod common;
+use common::{spawn_worker, stop};
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -10,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use trellis_client::{
-    Client, ClientError, WorkflowExecutionStatus, WorkflowHandle, WorkflowIdConflictPolicy,
-    WorkflowOptions,
+    ClientError, WorkflowExecutionStatus, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowOptions,
 };
 use trellis_core_proto::api::enums::v1::EventType;
 use trellis_core_proto::api::history::v1::history_event::Attributes;
@@ -22,22 +24,6 @@ use trellis_worker::{
     ApplicationFailure, ChildWorkflowFailedKind, ParentClosePolicy, Worker, WorkerConfig,
     WorkflowContext, WorkflowError,
 };
-
-type Running = trellis_worker::RunningWorker;
-
-async fn spawn_worker(client: &Client, config: WorkerConfig) -> Running {
-    Worker::new(client, config)
-        .await
-        .expect("worker starts")
-        .spawn()
-}
-
-async fn stop(worker: Running) {
-    tokio::time::timeout(Duration::from_secs(30), worker.stop())
-        .await
-        .expect("worker stops within 30 s")
-        .expect("worker ran without error");
-}
 
 fn event_types(history: &trellis_core_proto::History) -> Vec<EventType> {
     history.events.iter().map(|e| e.event_type()).collect()
