@@ -150,7 +150,7 @@ impl ClientCall {
             Self::StartWorkflow(c) => Some(&mut c.options.headers),
             Self::UpdateWithStart(c) => Some(&mut c.start.options.headers),
             Self::Schedule(c) => match &mut c.op {
-                ScheduleOp::Create { workflow, .. } => Some(&mut workflow.headers),
+                ScheduleOp::Create { workflow, .. } => Some(&mut workflow.options.headers),
                 _ => None,
             },
             Self::Signal(c) => Some(&mut c.headers),
@@ -169,7 +169,7 @@ impl ClientCall {
             Self::StartWorkflow(c) => Some(&mut c.args),
             Self::UpdateWithStart(c) => Some(&mut c.start.args),
             Self::Schedule(c) => match &mut c.op {
-                ScheduleOp::Create { args, .. } => Some(args),
+                ScheduleOp::Create { workflow, .. } => Some(&mut workflow.args),
                 _ => None,
             },
             Self::Signal(c) => Some(&mut c.args),
@@ -225,7 +225,7 @@ impl ClientCall {
             Self::Update(c) => &c.workflow_id,
             Self::PollUpdate(c) => &c.workflow_id,
             Self::Schedule(c) => match &c.op {
-                ScheduleOp::Create { workflow, .. } => &workflow.id,
+                ScheduleOp::Create { workflow, .. } => &workflow.options.id,
                 _ => "",
             },
             Self::List(_) | Self::Count(_) | Self::ListSchedules(_) => "",
@@ -249,12 +249,9 @@ pub enum ScheduleOp {
     Create {
         /// When it acts, its policies and state.
         options: Box<crate::schedule::ScheduleOptions>,
-        /// The workflow type it starts.
-        workflow_type: String,
-        /// The workflow's arguments, encoded (the codecs run below the layers).
-        args: Vec<Payload>,
-        /// The started workflows' options (id, task queue, timeouts, headers, memo, …).
-        workflow: Box<WorkflowOptions>,
+        /// The start of each workflow it runs: type, arguments (encoded; the codecs run below
+        /// the layers) and options (id prefix, task queue, timeouts, headers, memo, …).
+        workflow: Box<StartWorkflowCall>,
     },
     /// Describe it.
     Describe,
@@ -613,48 +610,37 @@ async fn schedule_call(
     op: &'static str,
 ) -> Result<ClientCallResponse, ClientError> {
     let rpc = ClientError::rpc(op);
-    let patch = |patch: SchedulePatch| PatchScheduleRequest {
-        namespace: ns.clone(),
-        schedule_id: c.schedule_id.clone(),
-        patch: Some(patch),
-        identity: identity.clone(),
-        request_id: uuid::Uuid::new_v4().to_string(),
+    let trigger_now = || SchedulePatch {
+        trigger_immediately: Some(TriggerImmediatelyRequest::default()),
+        ..Default::default()
     };
     Ok(match c.op {
-        ScheduleOp::Create {
-            options,
-            workflow_type,
-            args,
-            workflow,
-        } => {
-            let codec = |e| ClientError::Codec {
-                operation: op,
-                cause: e,
-            };
-            let o = *workflow;
-            let memo = encode_memo(dc, o.memo).await.map_err(codec)?;
+        ScheduleOp::Create { options, workflow } => {
+            // The action is the start a client would send, less what only a start carries.
+            let start = start_request(dc, ns.clone(), identity.clone(), *workflow)
+                .await
+                .map_err(|e| ClientError::Codec {
+                    operation: op,
+                    cause: e,
+                })?;
             let action = NewWorkflowExecutionInfo {
-                workflow_id: o.id,
-                workflow_type: Some(WorkflowType {
-                    name: workflow_type,
-                }),
-                task_queue: normal_task_queue(o.task_queue),
-                input: Some(Payloads {
-                    payloads: dc.encode_payloads(args).await.map_err(codec)?,
-                }),
-                workflow_execution_timeout: o.execution_timeout.map(to_proto_duration),
-                workflow_run_timeout: o.run_timeout.map(to_proto_duration),
-                workflow_task_timeout: o.task_timeout.map(to_proto_duration),
-                workflow_id_reuse_policy: o.id_reuse_policy as i32,
-                retry_policy: o.retry_policy,
-                memo: (!memo.is_empty()).then_some(Memo { fields: memo }),
-                header: header(o.headers),
+                workflow_id: start.workflow_id,
+                workflow_type: start.workflow_type,
+                task_queue: start.task_queue,
+                input: start.input,
+                workflow_execution_timeout: start.workflow_execution_timeout,
+                workflow_run_timeout: start.workflow_run_timeout,
+                workflow_task_timeout: start.workflow_task_timeout,
+                workflow_id_reuse_policy: start.workflow_id_reuse_policy,
+                retry_policy: start.retry_policy,
+                memo: start.memo,
+                header: start.header,
                 ..Default::default()
             };
             let options = *options;
             let request = CreateScheduleRequest {
-                namespace: ns.clone(),
-                schedule_id: c.schedule_id.clone(),
+                namespace: ns,
+                schedule_id: c.schedule_id,
                 schedule: Some(Schedule {
                     spec: Some(options.spec),
                     action: Some(ScheduleAction {
@@ -667,10 +653,7 @@ async fn schedule_call(
                         ..Default::default()
                     }),
                 }),
-                initial_patch: options.trigger_immediately.then(|| SchedulePatch {
-                    trigger_immediately: Some(TriggerImmediatelyRequest::default()),
-                    ..Default::default()
-                }),
+                initial_patch: options.trigger_immediately.then(trigger_now),
                 identity,
                 request_id: uuid::Uuid::new_v4().to_string(),
                 ..Default::default()
@@ -682,8 +665,8 @@ async fn schedule_call(
         }
         ScheduleOp::Describe => {
             let request = DescribeScheduleRequest {
-                namespace: ns.clone(),
-                schedule_id: c.schedule_id.clone(),
+                namespace: ns,
+                schedule_id: c.schedule_id,
             };
             let r = svc
                 .describe_schedule(tonic::Request::new(request))
@@ -691,16 +674,6 @@ async fn schedule_call(
                 .map_err(rpc)?
                 .into_inner();
             ClientCallResponse::ScheduleDescribed(Box::new(r))
-        }
-        ScheduleOp::Trigger => {
-            let request = patch(SchedulePatch {
-                trigger_immediately: Some(TriggerImmediatelyRequest::default()),
-                ..Default::default()
-            });
-            svc.patch_schedule(tonic::Request::new(request))
-                .await
-                .map_err(rpc)?;
-            ClientCallResponse::Accepted
         }
         ScheduleOp::Pause(note) | ScheduleOp::Unpause(note) if note.is_empty() => {
             return Err(ClientError::Rpc {
@@ -710,21 +683,25 @@ async fn schedule_call(
                 ),
             });
         }
-        ScheduleOp::Pause(note) => {
-            let request = patch(SchedulePatch {
-                pause: note,
-                ..Default::default()
-            });
-            svc.patch_schedule(tonic::Request::new(request))
-                .await
-                .map_err(rpc)?;
-            ClientCallResponse::Accepted
-        }
-        ScheduleOp::Unpause(note) => {
-            let request = patch(SchedulePatch {
-                unpause: note,
-                ..Default::default()
-            });
+        change @ (ScheduleOp::Trigger | ScheduleOp::Pause(_) | ScheduleOp::Unpause(_)) => {
+            let patch = match change {
+                ScheduleOp::Pause(pause) => SchedulePatch {
+                    pause,
+                    ..Default::default()
+                },
+                ScheduleOp::Unpause(unpause) => SchedulePatch {
+                    unpause,
+                    ..Default::default()
+                },
+                _ => trigger_now(),
+            };
+            let request = PatchScheduleRequest {
+                namespace: ns,
+                schedule_id: c.schedule_id,
+                patch: Some(patch),
+                identity,
+                request_id: uuid::Uuid::new_v4().to_string(),
+            };
             svc.patch_schedule(tonic::Request::new(request))
                 .await
                 .map_err(rpc)?;
@@ -732,8 +709,8 @@ async fn schedule_call(
         }
         ScheduleOp::Delete => {
             let request = DeleteScheduleRequest {
-                namespace: ns.clone(),
-                schedule_id: c.schedule_id.clone(),
+                namespace: ns,
+                schedule_id: c.schedule_id,
                 identity,
             };
             svc.delete_schedule(tonic::Request::new(request))
@@ -773,12 +750,12 @@ fn update_request(ns: String, identity: String, c: UpdateCall) -> UpdateWorkflow
     }
 }
 
-fn started_workflow_id(request: &UpdateWorkflowExecutionRequest) -> String {
+/// The lifecycle stage an update request waits for.
+fn wanted_stage(request: &UpdateWorkflowExecutionRequest) -> i32 {
     request
-        .workflow_execution
+        .wait_policy
         .as_ref()
-        .map(|e| e.workflow_id.clone())
-        .unwrap_or_default()
+        .map_or(0, |w| w.lifecycle_stage)
 }
 
 /// Sends an update until it reaches its stage: the server answers when the stage is reached
@@ -788,10 +765,7 @@ async fn update_until_stage(
     request: UpdateWorkflowExecutionRequest,
     op: &'static str,
 ) -> Result<UpdateWorkflowExecutionResponse, ClientError> {
-    let stage = request
-        .wait_policy
-        .as_ref()
-        .map_or(0, |w| w.lifecycle_stage);
+    let stage = wanted_stage(&request);
     loop {
         let r = svc
             .update_workflow_execution(tonic::Request::new(request.clone()))
@@ -1094,7 +1068,8 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
             for (k, v) in &start.options.headers {
                 update.headers.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            update.workflow_id = start.options.id.clone();
+            let workflow_id = start.options.id.clone();
+            update.workflow_id = workflow_id.clone();
             update.run_id = None;
             update.args = dc.encode_payloads(update.args).await.map_err(codec)?;
             let start = start_request(dc, ns.clone(), identity.clone(), start)
@@ -1141,12 +1116,10 @@ async fn perform(shared: &Shared, call: ClientCall) -> Result<ClientCallResponse
                     ),
                 });
             };
-            let stage = update.wait_policy.as_ref().map_or(0, |w| w.lifecycle_stage);
-            if updated.outcome.is_none() && updated.stage < stage {
+            if updated.outcome.is_none() && updated.stage < wanted_stage(&update) {
                 // The update's long poll ended before its stage: follow it on the run.
                 let mut again = update;
-                again.workflow_execution =
-                    execution(&started_workflow_id(&again), &Some(started.run_id.clone()));
+                again.workflow_execution = execution(&workflow_id, &Some(started.run_id.clone()));
                 updated = update_until_stage(&mut svc, again, op).await?;
             }
             ClientCallResponse::UpdateWithStart {

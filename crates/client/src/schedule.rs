@@ -38,7 +38,9 @@ use trellis_core_proto::time::{from_proto_timestamp, to_proto_duration};
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::handle::WorkflowHandle;
-use crate::interceptors::{ClientCall, ClientCallResponse, ScheduleCall, ScheduleOp};
+use crate::interceptors::{
+    ClientCall, ClientCallResponse, ScheduleCall, ScheduleOp, StartWorkflowCall,
+};
 
 /// When a schedule acts and how: the spec (intervals, cron strings, calendars, as the server
 /// defines them), the policies, and the initial state.
@@ -237,14 +239,15 @@ impl Client {
         args: impl trellis_converter::IntoPayloads,
         workflow: crate::WorkflowOptions,
     ) -> Result<ScheduleHandle, ClientError> {
-        let args = self.data_converter().encode_args(args)?;
         let call = ClientCall::Schedule(Box::new(ScheduleCall {
             schedule_id: id.to_owned(),
             op: ScheduleOp::Create {
                 options: Box::new(options),
-                workflow_type: workflow_type.to_owned(),
-                args,
-                workflow: Box::new(workflow),
+                workflow: Box::new(StartWorkflowCall {
+                    workflow_type: workflow_type.to_owned(),
+                    args: self.data_converter().encode_args(args)?,
+                    options: workflow,
+                }),
             },
         }));
         self.call(call).await?;
