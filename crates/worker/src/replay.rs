@@ -597,6 +597,21 @@ struct Fed {
     workflow_type: String,
 }
 
+impl Fed {
+    /// This history's result, with its position in the source.
+    fn result(self, outcome: ReplayOutcome) -> (usize, ReplayResult) {
+        (
+            self.index,
+            ReplayResult {
+                source: self.source,
+                workflow_id: self.workflow_id,
+                workflow_type: self.workflow_type,
+                outcome,
+            },
+        )
+    }
+}
+
 async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerError> {
     let Lane { setup, source } = lane;
     let namespace = setup.namespace.clone();
@@ -683,17 +698,21 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
             _ => None,
         });
         if let Some(ev) = eviction {
-            // An eviction of a run that never started here: the engine refused the history it
-            // was handed (the oldest one still waiting, as a lane replays one at a time).
-            let refused = (!active.contains_key(&act.run_id)
-                && finished.insert(act.run_id.clone()))
-            .then(|| fed.lock().expect("replay feed poisoned").pop_front())
-            .flatten()
-            .map(|f| {
-                let message = format!("the engine refused it: {}", engine_message(&ev.message));
-                (f, Some(ReplayOutcome::InvalidHistory { message }))
-            });
-            if let Some((fed, mut outcome)) = active.remove(&act.run_id).or(refused) {
+            let evicted = match active.remove(&act.run_id) {
+                Some(run) => Some(run),
+                // A run that never started here: the engine refused the history it was handed
+                // (the oldest one still waiting, as a lane replays one at a time). A second
+                // eviction of a finished run is only acknowledged.
+                None if finished.insert(act.run_id.clone()) => {
+                    let message = format!("the engine refused it: {}", engine_message(&ev.message));
+                    fed.lock()
+                        .expect("replay feed poisoned")
+                        .pop_front()
+                        .map(|f| (f, Some(ReplayOutcome::InvalidHistory { message })))
+                }
+                None => None,
+            };
+            if let Some((fed, mut outcome)) = evicted {
                 finished.insert(act.run_id.clone());
                 if ev.reason() == EvictionReason::Nondeterminism && outcome.is_none() {
                     let message = engine_message(&ev.message);
@@ -707,15 +726,7 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
                     stop.cancel();
                 }
                 done_tx.send_modify(|n| *n += 1);
-                done.push((
-                    fed.index,
-                    ReplayResult {
-                        source: fed.source,
-                        workflow_id: fed.workflow_id,
-                        workflow_type: fed.workflow_type,
-                        outcome,
-                    },
-                ));
+                done.push(fed.result(outcome));
             }
             // Drops the run and acknowledges.
             let completion = runs.activate(act);
@@ -767,17 +778,10 @@ async fn replay_lane(lane: Lane) -> Result<Vec<(usize, ReplayResult)>, WorkerErr
         .into_values()
         .chain(never_started.into_iter().map(|f| (f, None)));
     for (f, outcome) in unfinished {
-        let outcome = outcome.unwrap_or_else(|| ReplayOutcome::WorkflowTaskFailed {
-            message: "the replay engine stopped before this history finished replaying".into(),
-        });
-        done.push((
-            f.index,
-            ReplayResult {
-                source: f.source,
-                workflow_id: f.workflow_id,
-                workflow_type: f.workflow_type,
-                outcome,
-            },
+        done.push(f.result(
+            outcome.unwrap_or_else(|| ReplayOutcome::WorkflowTaskFailed {
+                message: "the replay engine stopped before this history finished replaying".into(),
+            }),
         ));
     }
     Ok(done)

@@ -169,7 +169,7 @@ pub(crate) struct RunState {
     cancel_wakers: Vec<Waker>,
     /// The workflow asked about cancellation (`cancelled()` / `cancel_requested()`), so it
     /// handles a cancellation request itself; otherwise the run is cancelled for it.
-    pub(crate) cancel_handled: bool,
+    cancel_handled: bool,
     /// Patches the history says were present when it was written.
     notified_patches: std::collections::HashSet<String>,
     /// Patches this run has already decided (each is decided once per run).
